@@ -1,0 +1,45 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(any(feature = "aws-lc", feature = "rust-crypto")))]
+compile_error!(
+    "confidant needs a crypto backend: enable the `aws-lc` (default) or `rust-crypto` feature"
+);
+
+mod assertion;
+pub mod authority;
+mod clock;
+mod error;
+pub mod http;
+mod secret;
+pub mod signer;
+
+pub use crate::assertion::{
+    CLIENT_ASSERTION_TYPE, ClientAssertion, ClientAssertionBuilder,
+    MAX_LIFETIME as MAX_ASSERTION_LIFETIME, ThumbprintHeader,
+};
+pub use crate::authority::Authority;
+pub use crate::clock::{Clock, SystemClock};
+pub use crate::error::{Error, ErrorKind};
+pub use crate::secret::{AccessToken, ClientSecret, Password};
+pub use crate::signer::{
+    Algorithm, Backend, Certificate, PemSigner, Pkcs12Signer, Signature, Signer, SignerError,
+    SignerErrorKind, SignerOptions,
+};
+
+/// The `async-trait` attribute, re-exported for implementing [`Signer`] and
+/// [`http::HttpClient`] without a version match.
+pub use async_trait::async_trait;
+
+/// The `reqwest` version confidant is built against, for passing your own client to
+/// [`http::ReqwestClient::from_client`].
+pub use reqwest;
