@@ -4,8 +4,8 @@
 //! async and may be remote, and the header, which is the same for every assertion of one signer,
 //! is encoded once and kept.
 
-use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::fmt::{self, Write as _};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::authority::Authority;
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::error::Error;
-use crate::signer::{Algorithm, Signer};
+use crate::signer::{Algorithm, Signer, fill_random};
 
 /// The `client_assertion_type` that goes with a client assertion.
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -109,18 +109,53 @@ pub struct ClientAssertionBuilder {
     clock: Arc<dyn Clock>,
     reuse: bool,
     microsoft: bool,
+    /// `{"aud":…,"iss":…,"sub":…,"jti":"` and `,"k":v…}`: the fixed parts of the claims.
+    claims_parts: OnceLock<(String, String)>,
     state: Mutex<State>,
 }
 
 /// What is computed once and kept between calls.
 #[derive(Default)]
 struct State {
-    /// `{"aud":…,"iss":…,"sub":…,"jti":"` and `,"k":v…}`: the fixed parts of the claims.
-    claims_parts: Option<(String, String)>,
     /// The encoded header for the last signer used, with what it was built from.
     header: Option<CachedHeader>,
     /// The last assertion, when reuse is on.
     last: Option<(Zeroizing<String>, SystemTime)>,
+    /// Randomness for `jti`s, drawn from the CSPRNG in batches: one draw costs as much as the
+    /// rest of the assertion around an ES256 signature.
+    random: RandomPool,
+}
+
+const JTI_BATCH: usize = 32;
+
+struct RandomPool {
+    bytes: [u8; 16 * JTI_BATCH],
+    next: usize,
+}
+
+impl Default for RandomPool {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 16 * JTI_BATCH],
+            next: JTI_BATCH,
+        }
+    }
+}
+
+impl RandomPool {
+    /// A fresh random UUID v4; every 16 bytes are used once.
+    fn uuid_v4(&mut self) -> Result<uuid::Uuid, Error> {
+        if self.next == JTI_BATCH {
+            fill_random(&mut self.bytes)?;
+            self.next = 0;
+        }
+        let start = self.next * 16;
+        let mut random = [0u8; 16];
+        random.copy_from_slice(&self.bytes[start..start + 16]);
+        self.bytes[start..start + 16].fill(0);
+        self.next += 1;
+        Ok(uuid::Builder::from_random_bytes(random).into_uuid())
+    }
 }
 
 struct CachedHeader {
@@ -159,6 +194,7 @@ impl ClientAssertionBuilder {
             clock: Arc::new(SystemClock),
             reuse: false,
             microsoft: false,
+            claims_parts: OnceLock::new(),
             state: Mutex::new(State::default()),
         }
     }
@@ -171,6 +207,7 @@ impl ClientAssertionBuilder {
     }
 
     fn changed(mut self) -> Self {
+        self.claims_parts = OnceLock::new();
         self.state = Mutex::new(State::default());
         self
     }
@@ -272,10 +309,12 @@ impl ClientAssertionBuilder {
         let certificate = signer.certificate();
         let x5t_s256 = certificate.map(|c| c.x5t_s256());
         let key_id = signer.key_id();
-        if let Some(h) = &state.header {
-            if h.alg == alg && h.x5t_s256.as_deref() == x5t_s256 && h.key_id.as_deref() == key_id {
-                return Ok(Arc::clone(&h.encoded));
-            }
+        if let Some(h) = &state.header
+            && h.alg == alg
+            && h.x5t_s256.as_deref() == x5t_s256
+            && h.key_id.as_deref() == key_id
+        {
+            return Ok(Arc::clone(&h.encoded));
         }
         if alg == Algorithm::Es256 && self.microsoft {
             tracing::warn!(
@@ -344,38 +383,38 @@ impl ClientAssertionBuilder {
     pub async fn sign(&self, signer: &dyn Signer) -> Result<ClientAssertion, Error> {
         let alg = self.choose_algorithm(signer)?;
         let now = self.clock.now();
-        let (header, prefix, suffix) = {
+        let (header, jti) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let header = self.header(&mut state, signer, alg)?;
-            if self.reuse {
-                if let Some((jwt, expires_at)) = &state.last {
-                    let fresh = now + REUSE_MARGIN < *expires_at;
-                    if fresh && jwt.split('.').next() == Some(&*header) {
-                        return Ok(ClientAssertion {
-                            jwt: jwt.clone(),
-                            expires_at: *expires_at,
-                        });
-                    }
+            if let Some((jwt, expires_at)) = state.last.as_ref().filter(|_| self.reuse) {
+                let fresh = now + REUSE_MARGIN < *expires_at;
+                if fresh && jwt.split('.').next() == Some(&*header) {
+                    return Ok(ClientAssertion {
+                        jwt: jwt.clone(),
+                        expires_at: *expires_at,
+                    });
                 }
             }
-            if state.claims_parts.is_none() {
-                state.claims_parts = Some(self.claims_parts()?);
+            (header, state.random.uuid_v4()?)
+        };
+        let (prefix, suffix) = match self.claims_parts.get() {
+            Some(parts) => parts,
+            None => {
+                let parts = self.claims_parts()?;
+                self.claims_parts.get_or_init(|| parts)
             }
-            let (prefix, suffix) = state.claims_parts.clone().unwrap_or_default();
-            (header, prefix, suffix)
         };
 
         let iat = unix_seconds(now);
         let exp = iat + self.lifetime.as_secs();
         let mut claims = String::with_capacity(prefix.len() + suffix.len() + 96);
-        claims.push_str(&prefix);
-        claims.push_str(
-            uuid::Uuid::new_v4()
-                .hyphenated()
-                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        claims.push_str(prefix);
+        let _ = write!(
+            claims,
+            r#"{}","iat":{iat},"nbf":{iat},"exp":{exp}"#,
+            jti.hyphenated()
         );
-        claims.push_str(&format!(r#"","iat":{iat},"nbf":{iat},"exp":{exp}"#));
-        claims.push_str(&suffix);
+        claims.push_str(suffix);
 
         let mut jwt = String::with_capacity(header.len() + claims.len() * 4 / 3 + 700);
         jwt.push_str(&header);

@@ -106,13 +106,13 @@ impl PrivateKeyDer {
     pub(crate) fn from_sec1_der(der: &[u8]) -> Result<Self, SignerError> {
         let key = sec1::EcPrivateKey::from_der(der)
             .map_err(|e| SignerError::malformed("SEC1 EC private key", e))?;
-        if let Some(curve) = key.parameters.and_then(|p| p.named_curve()) {
-            if curve != PRIME256V1 {
-                return Err(SignerError::new(
-                    SignerErrorKind::Unsupported,
-                    format!("EC curve {curve} is not supported; use P-256"),
-                ));
-            }
+        if let Some(curve) = key.parameters.and_then(|p| p.named_curve())
+            && curve != PRIME256V1
+        {
+            return Err(SignerError::new(
+                SignerErrorKind::Unsupported,
+                format!("EC curve {curve} is not supported; use P-256"),
+            ));
         }
         let curve = der::asn1::AnyRef::from(&PRIME256V1);
         let info = pkcs8::PrivateKeyInfo::new(

@@ -135,16 +135,16 @@ struct Secret {
 }
 
 impl Secret {
-    fn present(password: &str) -> Result<Self, SignerError> {
+    fn present(password: &str) -> Self {
         let mut bmp = Zeroizing::new(Vec::with_capacity(password.len() * 2 + 2));
         for unit in password.encode_utf16() {
             bmp.extend_from_slice(&unit.to_be_bytes());
         }
         bmp.extend_from_slice(&[0, 0]);
-        Ok(Self {
+        Self {
             utf8: Zeroizing::new(password.as_bytes().to_vec()),
             bmp,
-        })
+        }
     }
 
     fn absent() -> Self {
@@ -156,10 +156,10 @@ impl Secret {
 
     /// The encodings to try: a given password; for an empty or absent one, both the empty string
     /// and no password, since exporters disagree.
-    fn candidates(password: Option<&Password>) -> Result<Vec<Self>, SignerError> {
+    fn candidates(password: Option<&Password>) -> Vec<Self> {
         match password.map(Password::expose_secret) {
-            Some(p) if !p.is_empty() => Ok(vec![Self::present(p)?]),
-            _ => Ok(vec![Self::present("")?, Self::absent()]),
+            Some(p) if !p.is_empty() => vec![Self::present(p)],
+            _ => vec![Self::present(""), Self::absent()],
         }
     }
 }
@@ -188,7 +188,7 @@ fn decode(der: &[u8], password: Option<&Password>) -> Result<Contents, SignerErr
         .decode_as::<OctetString>()
         .map_err(malformed)?;
     let auth_safe = auth_safe.as_bytes();
-    let candidates = Secret::candidates(password)?;
+    let candidates = Secret::candidates(password);
 
     let Some(mac) = &pfx.mac_data else {
         // No integrity check: the right password is the one that decrypts.
@@ -277,7 +277,7 @@ fn read_auth_safe(auth_safe: &[u8], secret: &Secret) -> Result<Contents, SignerE
     for info in infos {
         if info.content_type == DATA {
             let data = info.content.decode_as::<OctetString>().map_err(malformed)?;
-            read_safe_contents(data.as_bytes(), secret, &mut contents, 0)?;
+            read_safe_contents(data.as_bytes(), secret, &mut contents, 0, false)?;
         } else if info.content_type == ENCRYPTED_DATA {
             let encrypted = info
                 .content
@@ -288,7 +288,7 @@ fn read_auth_safe(auth_safe: &[u8], secret: &Secret) -> Result<Contents, SignerE
                 continue;
             };
             let plain = decrypt(&eci.content_enc_alg, ciphertext.as_bytes(), secret)?;
-            read_safe_contents(&plain, secret, &mut contents, 0)?;
+            read_safe_contents(&plain, secret, &mut contents, 0, true)?;
         } else {
             return Err(SignerError::new(
                 SignerErrorKind::Unsupported,
@@ -307,6 +307,7 @@ fn read_safe_contents(
     secret: &Secret,
     contents: &mut Contents,
     depth: usize,
+    decrypted: bool,
 ) -> Result<(), SignerError> {
     if depth > MAX_DEPTH {
         return Err(SignerError::new(
@@ -314,8 +315,14 @@ fn read_safe_contents(
             "PKCS#12 bags nest too deeply",
         ));
     }
-    // Wrongly decrypted data that passed the padding check lands here.
-    let bags = pkcs12::safe_bag::SafeContents::from_der(der).map_err(|_| wrong_password())?;
+    let bags = pkcs12::safe_bag::SafeContents::from_der(der).map_err(|e| {
+        // Wrongly decrypted data that passed the padding check lands here.
+        if decrypted {
+            wrong_password()
+        } else {
+            malformed(e)
+        }
+    })?;
     for bag in bags {
         // `bag_value` is the `[0] EXPLICIT` wrapper; its content is the value's own TLV.
         let wrapper = AnyRef::from_der(&bag.bag_value).map_err(malformed)?;
@@ -351,7 +358,7 @@ fn read_safe_contents(
                 }
             }
             pkcs12::PKCS_12_SAFE_CONTENTS_BAG_OID => {
-                read_safe_contents(value, secret, contents, depth + 1)?
+                read_safe_contents(value, secret, contents, depth + 1, decrypted)?
             }
             // CRLs, secrets and unknown bags do not concern signing.
             _ => {}
@@ -458,4 +465,50 @@ fn decrypt(
 
 fn bad_key() -> SignerError {
     SignerError::new(SignerErrorKind::Malformed, "bad PKCS#12 key or IV length")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AES_PFX: &[u8] = include_bytes!("../../tests/fixtures/rsa2048.aes.pfx");
+    const LEGACY_PFX: &[u8] = include_bytes!("../../tests/fixtures/rsa2048.legacy.pfx");
+
+    /// Re-encodes `pfx` with one bit of its MAC digest flipped.
+    fn tamper_mac(pfx: &[u8]) -> Vec<u8> {
+        let mut parsed = pkcs12::pfx::Pfx::from_der(pfx).expect("fixture parses");
+        let mac = parsed.mac_data.as_mut().expect("fixture has a MAC");
+        let mut digest = mac.mac.digest.as_bytes().to_vec();
+        digest[0] ^= 1;
+        mac.mac.digest = OctetString::new(digest).expect("octets");
+        parsed.to_der().expect("re-encodes")
+    }
+
+    #[test]
+    fn altered_mac_is_an_integrity_failure_not_a_wrong_password() {
+        let password = Password::new("fixture-password");
+        for pfx in [AES_PFX, LEGACY_PFX] {
+            let err =
+                Pkcs12Signer::from_pkcs12(&tamper_mac(pfx), Some(&password)).expect_err("tampered");
+            assert_eq!(err.kind(), SignerErrorKind::IntegrityCheckFailed, "{err}");
+        }
+    }
+
+    #[test]
+    fn absurd_iteration_counts_are_refused() {
+        assert!(iterations(0).is_err());
+        assert!(iterations(-5).is_err());
+        assert!(iterations(i32::MAX).is_err());
+        assert_eq!(iterations(2048).ok(), Some(2048));
+    }
+
+    #[test]
+    fn password_encodings() {
+        let present = Secret::present("ab");
+        assert_eq!(&*present.bmp, &[0, b'a', 0, b'b', 0, 0]);
+        assert_eq!(&*present.utf8, b"ab");
+        assert!(Secret::absent().bmp.is_empty());
+        assert_eq!(Secret::candidates(None).len(), 2);
+        assert_eq!(Secret::candidates(Some(&Password::new("x"))).len(), 1);
+    }
 }

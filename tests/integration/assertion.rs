@@ -30,22 +30,16 @@ fn rsa_signer(backend: Backend) -> PemSigner {
         .expect("fixture")
 }
 
-fn backends() -> Vec<Backend> {
-    let mut all = Vec::new();
-    #[cfg(feature = "aws-lc")]
-    all.push(Backend::AwsLc);
-    #[cfg(feature = "rust-crypto")]
-    all.push(Backend::RustCrypto);
-    all
-}
-
 fn now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs()
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
 }
 
 #[tokio::test]
 async fn entra_default_is_ps256_with_x5t_s256() {
-    for backend in backends() {
+    for backend in Backend::available().iter().copied() {
         let signer = rsa_signer(backend);
         let builder = ClientAssertionBuilder::for_authority(&authority(), CLIENT_ID);
         let before = now();
@@ -56,7 +50,11 @@ async fn entra_default_is_ps256_with_x5t_s256() {
         assert_eq!(header["alg"], "PS256");
         assert_eq!(header["typ"], "JWT");
         assert_eq!(header["x5t#S256"], signer.certificate().x5t_s256());
-        assert!(header.get("x5t").is_none() && header.get("x5c").is_none() && header.get("kid").is_none());
+        assert!(
+            header.get("x5t").is_none()
+                && header.get("x5c").is_none()
+                && header.get("kid").is_none()
+        );
         assert_eq!(header.as_object().expect("object").len(), 3);
 
         assert_eq!(claims["aud"], token_endpoint());
@@ -75,8 +73,13 @@ async fn entra_default_is_ps256_with_x5t_s256() {
         let verified = verify_with_jsonwebtoken(jwt, &fixture("rsa2048.crt"), &token_endpoint());
         assert_eq!(verified["jti"], jti);
         let signing_input = &jwt[..jwt.rfind('.').expect("dot")];
-        for verifier in backends() {
-            assert!(signer.certificate().verify_signature(verifier, Algorithm::Ps256, signing_input.as_bytes(), &signature));
+        for verifier in Backend::available().iter().copied() {
+            assert!(signer.certificate().verify_signature(
+                verifier,
+                Algorithm::Ps256,
+                signing_input.as_bytes(),
+                &signature
+            ));
         }
         assert_eq!(
             assertion.expires_at(),
@@ -88,15 +91,20 @@ async fn entra_default_is_ps256_with_x5t_s256() {
 #[tokio::test]
 async fn rs256_carries_x5t_and_ec_keys_sign_es256() {
     let signer = rsa_signer(Backend::default());
-    let builder = ClientAssertionBuilder::for_authority(&authority(), CLIENT_ID).algorithm(Algorithm::Rs256);
+    let builder =
+        ClientAssertionBuilder::for_authority(&authority(), CLIENT_ID).algorithm(Algorithm::Rs256);
     let jwt = builder.sign(&signer).await.expect("RS256");
     let (header, _, _) = decode_parts(jwt.expose_secret());
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["x5t"], signer.certificate().x5t());
     assert!(header.get("x5t#S256").is_none());
-    verify_with_jsonwebtoken(jwt.expose_secret(), &fixture("rsa2048.crt"), &token_endpoint());
+    verify_with_jsonwebtoken(
+        jwt.expose_secret(),
+        &fixture("rsa2048.crt"),
+        &token_endpoint(),
+    );
 
-    for backend in backends() {
+    for backend in Backend::available().iter().copied() {
         let ec = PemSigner::builder()
             .certificate_pem(&fixture("ec-p256.crt"))
             .private_key_pem(&fixture("ec-p256.sec1.key"))
@@ -109,7 +117,11 @@ async fn rs256_carries_x5t_and_ec_keys_sign_es256() {
         assert_eq!(header["alg"], "ES256");
         assert_eq!(header["x5t#S256"], ec.certificate().x5t_s256());
         assert_eq!(signature.len(), 64);
-        verify_with_jsonwebtoken(jwt.expose_secret(), &fixture("ec-p256.crt"), "https://id.example.com/token");
+        verify_with_jsonwebtoken(
+            jwt.expose_secret(),
+            &fixture("ec-p256.crt"),
+            "https://id.example.com/token",
+        );
     }
 }
 
@@ -128,7 +140,11 @@ impl Signer for Pkcs1Only {
     fn certificate(&self) -> Option<&confidant::Certificate> {
         Some(self.0.certificate())
     }
-    async fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<confidant::Signature, confidant::SignerError> {
+    async fn sign(
+        &self,
+        alg: Algorithm,
+        message: &[u8],
+    ) -> Result<confidant::Signature, confidant::SignerError> {
         self.0.sign(alg, message).await
     }
 }
@@ -152,7 +168,8 @@ async fn falls_back_to_rs256_when_the_signer_cannot_do_pss() {
 
 #[tokio::test]
 async fn x5c_is_the_chain_leaf_first_in_standard_base64() {
-    let signer = Pkcs12Signer::from_pkcs12(&fixture("leaf3072.chain.pfx"), Some(&password())).expect("chain");
+    let signer = Pkcs12Signer::from_pkcs12(&fixture("leaf3072.chain.pfx"), Some(&password()))
+        .expect("chain");
     let builder = ClientAssertionBuilder::for_authority(&authority(), CLIENT_ID)
         .x5c(true)
         .thumbprint(ThumbprintHeader::Both);
@@ -163,7 +180,9 @@ async fn x5c_is_the_chain_leaf_first_in_standard_base64() {
     assert_eq!(x5c[0], signer.certificate().x5c()[0]);
     let leaf = {
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.decode(x5c[0].as_str().expect("string")).expect("padded base64")
+        base64::engine::general_purpose::STANDARD
+            .decode(x5c[0].as_str().expect("string"))
+            .expect("padded base64")
     };
     assert_eq!(leaf, signer.certificate().der());
     assert_eq!(header["x5t"], signer.certificate().x5t());
@@ -176,14 +195,18 @@ async fn every_assertion_has_a_fresh_jti_unless_reuse_is_asked() {
     let builder = ClientAssertionBuilder::for_authority(&authority(), CLIENT_ID);
     let a = builder.sign(&signer).await.expect("a");
     let b = builder.sign(&signer).await.expect("b");
-    assert_ne!(decode_parts(a.expose_secret()).1["jti"], decode_parts(b.expose_secret()).1["jti"]);
+    assert_ne!(
+        decode_parts(a.expose_secret()).1["jti"],
+        decode_parts(b.expose_secret()).1["jti"]
+    );
 
     let reusing = ClientAssertionBuilder::for_authority(&authority(), CLIENT_ID).reuse(true);
     let a = reusing.sign(&signer).await.expect("a");
     let b = reusing.sign(&signer).await.expect("b");
     assert_eq!(a.expose_secret(), b.expose_secret());
     // A different signer never gets the kept assertion.
-    let ec = PemSigner::from_pem(&fixture("ec-p256.crt"), &fixture("ec-p256.pkcs8.key")).expect("EC");
+    let ec =
+        PemSigner::from_pem(&fixture("ec-p256.crt"), &fixture("ec-p256.pkcs8.key")).expect("EC");
     let c = reusing.sign(&ec).await.expect("c");
     assert_ne!(c.expose_secret(), a.expose_secret());
 }
@@ -209,10 +232,18 @@ async fn reuse_stops_before_exp() {
     let first = builder.sign(&signer).await.expect("first");
     *clock.0.lock().expect("lock") += Duration::from_secs(200);
     let second = builder.sign(&signer).await.expect("second");
-    assert_eq!(first.expose_secret(), second.expose_secret(), "100 s left: reused");
+    assert_eq!(
+        first.expose_secret(),
+        second.expose_secret(),
+        "100 s left: reused"
+    );
     *clock.0.lock().expect("lock") += Duration::from_secs(50);
     let third = builder.sign(&signer).await.expect("third");
-    assert_ne!(first.expose_secret(), third.expose_secret(), "50 s left: a new one");
+    assert_ne!(
+        first.expose_secret(),
+        third.expose_secret(),
+        "50 s left: a new one"
+    );
     assert!(third.expires_at() > first.expires_at());
 }
 
@@ -237,7 +268,10 @@ async fn lifetime_and_extra_claims_are_checked() {
     let jwt = builder.sign(&signer).await.expect("signs");
     let (_, claims, _) = decode_parts(jwt.expose_secret());
     assert_eq!(claims["xms_ac"], serde_json::json!({"n": [1, 2]}));
-    assert_eq!(claims["exp"].as_u64(), claims["iat"].as_u64().map(|i| i + 120));
+    assert_eq!(
+        claims["exp"].as_u64(),
+        claims["iat"].as_u64().map(|i| i + 120)
+    );
 }
 
 #[tokio::test]
@@ -255,15 +289,30 @@ async fn x5c_without_a_certificate_is_a_configuration_error() {
         fn certificate(&self) -> Option<&confidant::Certificate> {
             None
         }
-        async fn sign(&self, alg: Algorithm, m: &[u8]) -> Result<confidant::Signature, confidant::SignerError> {
+        async fn sign(
+            &self,
+            alg: Algorithm,
+            m: &[u8],
+        ) -> Result<confidant::Signature, confidant::SignerError> {
             self.0.sign(alg, m).await
         }
     }
     let bare = Bare(rsa_signer(Backend::default()));
-    let err = ClientAssertionBuilder::new(CLIENT_ID, token_endpoint()).x5c(true).sign(&bare).await.expect_err("x5c");
+    let err = ClientAssertionBuilder::new(CLIENT_ID, token_endpoint())
+        .x5c(true)
+        .sign(&bare)
+        .await
+        .expect_err("x5c");
     assert!(err.is_configuration());
-    let jwt = ClientAssertionBuilder::new(CLIENT_ID, token_endpoint()).sign(&bare).await.expect("no headers");
+    let jwt = ClientAssertionBuilder::new(CLIENT_ID, token_endpoint())
+        .sign(&bare)
+        .await
+        .expect("no headers");
     let (header, _, _) = decode_parts(jwt.expose_secret());
-    assert_eq!(header.as_object().expect("object").len(), 2, "alg and typ only: {header}");
+    assert_eq!(
+        header.as_object().expect("object").len(),
+        2,
+        "alg and typ only: {header}"
+    );
     assert_eq!(format!("{jwt:?}"), "ClientAssertion([redacted])");
 }

@@ -24,14 +24,18 @@ impl CannedServer {
 
     /// Like `start`, with responses that may name the server's own address.
     async fn start_with(responses: impl FnOnce(SocketAddr) -> Vec<Option<Vec<u8>>>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("addr");
         let responses = responses(addr);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
         tokio::spawn(async move {
             for response in responses {
-                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
                 while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -40,7 +44,9 @@ impl CannedServer {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                seen.lock().expect("lock").push(String::from_utf8_lossy(&head).into_owned());
+                seen.lock()
+                    .expect("lock")
+                    .push(String::from_utf8_lossy(&head).into_owned());
                 match response {
                     Some(bytes) => {
                         let _ = socket.write_all(&bytes).await;
@@ -80,12 +86,19 @@ fn get(url: &str) -> http::Request<Vec<u8>> {
 #[tokio::test]
 async fn redirects_are_returned_not_followed() {
     let server = CannedServer::start(vec![
-        response("302 Found", &["location: /elsewhere", "content-length: 0"], b""),
+        response(
+            "302 Found",
+            &["location: /elsewhere", "content-length: 0"],
+            b"",
+        ),
         response("200 OK", &["content-length: 2"], b"{}"),
     ])
     .await;
     let client = ReqwestClient::new().expect("client");
-    let reply = client.send(get(&server.url("/token"))).await.expect("response");
+    let reply = client
+        .send(get(&server.url("/token")))
+        .await
+        .expect("response");
     assert_eq!(reply.status(), 302);
     assert_eq!(server.requests().len(), 1, "the redirect was not followed");
 }
@@ -114,9 +127,15 @@ async fn oversized_bodies_are_refused() {
         response("200 OK", &[], &big),
     ])
     .await;
-    let client = ReqwestClient::builder().max_response_bytes(1024).build().expect("client");
+    let client = ReqwestClient::builder()
+        .max_response_bytes(1024)
+        .build()
+        .expect("client");
     for _ in 0..2 {
-        let err = client.send(get(&server.url("/big"))).await.expect_err("too large");
+        let err = client
+            .send(get(&server.url("/big")))
+            .await
+            .expect_err("too large");
         assert_eq!(err.kind(), TransportErrorKind::BodyTooLarge);
         assert!(!err.is_retryable());
     }
@@ -125,8 +144,14 @@ async fn oversized_bodies_are_refused() {
 #[tokio::test]
 async fn slow_servers_time_out_and_refused_connections_are_retryable() {
     let server = CannedServer::start(vec![None]).await;
-    let client = ReqwestClient::builder().timeout(Duration::from_millis(300)).build().expect("client");
-    let err = client.send(get(&server.url("/slow?client_secret=s3cr3t"))).await.expect_err("timeout");
+    let client = ReqwestClient::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let err = client
+        .send(get(&server.url("/slow?client_secret=s3cr3t")))
+        .await
+        .expect_err("timeout");
     assert!(err.is_timeout(), "{err}");
     assert!(err.is_retryable());
     assert!(!err.to_string().contains("s3cr3t"), "{err}");
@@ -135,16 +160,27 @@ async fn slow_servers_time_out_and_refused_connections_are_retryable() {
     let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = closed.local_addr().expect("addr");
     drop(closed);
-    let err = client.send(get(&format!("http://{addr}/"))).await.expect_err("refused");
+    let err = client
+        .send(get(&format!("http://{addr}/")))
+        .await
+        .expect_err("refused");
     assert_eq!(err.kind(), TransportErrorKind::Connect);
     assert!(err.is_retryable());
 }
 
 #[tokio::test]
 async fn truncated_bodies_are_transport_errors() {
-    let server = CannedServer::start(vec![response("200 OK", &["content-length: 100"], b"{\"partial\":")]).await;
+    let server = CannedServer::start(vec![response(
+        "200 OK",
+        &["content-length: 100"],
+        b"{\"partial\":",
+    )])
+    .await;
     let client = ReqwestClient::new().expect("client");
-    let err = client.send(get(&server.url("/cut"))).await.expect_err("cut off");
+    let err = client
+        .send(get(&server.url("/cut")))
+        .await
+        .expect_err("cut off");
     assert_eq!(err.kind(), TransportErrorKind::Connect, "{err}");
 }
 
@@ -158,22 +194,39 @@ async fn discovers_a_generic_openid_provider() {
     let server = CannedServer::start_with(|addr| {
         let issuer = format!("http://{addr}");
         vec![
-            response("200 OK", &["content-type: application/json"], document(&issuer).as_bytes()),
-            response("200 OK", &["content-type: application/json"], document("https://evil.example").as_bytes()),
+            response(
+                "200 OK",
+                &["content-type: application/json"],
+                document(&issuer).as_bytes(),
+            ),
+            response(
+                "200 OK",
+                &["content-type: application/json"],
+                document("https://evil.example").as_bytes(),
+            ),
             response("404 Not Found", &["content-length: 0"], b""),
         ]
     })
     .await;
     let client = ReqwestClient::new().expect("client");
     let issuer = server.url("");
-    let authority = Authority::discover(&client, &issuer).await.expect("discovered");
-    assert_eq!(authority.token_endpoint().as_str(), format!("{issuer}/token"));
+    let authority = Authority::discover(&client, &issuer)
+        .await
+        .expect("discovered");
+    assert_eq!(
+        authority.token_endpoint().as_str(),
+        format!("{issuer}/token")
+    );
     assert_eq!(authority.jwks_uri().as_str(), format!("{issuer}/jwks"));
     assert_eq!(authority.issuer(), Some(issuer.as_str()));
     assert!(server.requests()[0].starts_with("GET /.well-known/openid-configuration "));
 
-    let err = Authority::discover(&client, &issuer).await.expect_err("issuer mismatch");
+    let err = Authority::discover(&client, &issuer)
+        .await
+        .expect_err("issuer mismatch");
     assert!(err.is_invalid_response(), "{err}");
-    let err = Authority::discover(&client, &issuer).await.expect_err("404");
+    let err = Authority::discover(&client, &issuer)
+        .await
+        .expect_err("404");
     assert!(err.is_invalid_response(), "{err}");
 }

@@ -4,40 +4,38 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use confidant::{
-    Algorithm, Backend, Clock, Password, PemSigner, Pkcs12Signer, Signer, SignerErrorKind, SignerOptions,
+    Algorithm, Backend, Clock, Password, PemSigner, Pkcs12Signer, Signer, SignerErrorKind,
+    SignerOptions,
 };
 use sha2::{Digest as _, Sha256};
 
 use crate::support::{fixture, fixture_path, password};
 
 fn rsa2048() -> PemSigner {
-    PemSigner::from_pem(&fixture("rsa2048.crt"), &fixture("rsa2048.pkcs8.key")).expect("fixture loads")
-}
-
-fn backends() -> Vec<Backend> {
-    let mut all = Vec::new();
-    #[cfg(feature = "aws-lc")]
-    all.push(Backend::AwsLc);
-    #[cfg(feature = "rust-crypto")]
-    all.push(Backend::RustCrypto);
-    all
+    PemSigner::from_pem(&fixture("rsa2048.crt"), &fixture("rsa2048.pkcs8.key"))
+        .expect("fixture loads")
 }
 
 #[test]
 fn pem_key_forms_load_to_the_same_certificate() {
     let reference = rsa2048();
     let cert = reference.certificate();
-    assert_eq!(reference.algorithms(), &[Algorithm::Ps256, Algorithm::Rs256]);
-    let pkcs1 = PemSigner::from_pem(&fixture("rsa2048.crt"), &fixture("rsa2048.pkcs1.key")).expect("PKCS#1");
+    assert_eq!(
+        reference.algorithms(),
+        &[Algorithm::Ps256, Algorithm::Rs256]
+    );
+    let pkcs1 = PemSigner::from_pem(&fixture("rsa2048.crt"), &fixture("rsa2048.pkcs1.key"))
+        .expect("PKCS#1");
     let encrypted = PemSigner::builder()
         .certificate_pem(&fixture("rsa2048.crt"))
         .private_key_pem(&fixture("rsa2048.encrypted.key"))
         .passphrase(password())
         .build()
         .expect("encrypted PKCS#8");
-    let combined = PemSigner::from_combined_pem(&fixture("rsa2048.combined.pem"), None).expect("combined");
-    let from_file =
-        PemSigner::from_combined_pem_file(fixture_path("rsa2048.combined.pem"), None).expect("combined file");
+    let combined =
+        PemSigner::from_combined_pem(&fixture("rsa2048.combined.pem"), None).expect("combined");
+    let from_file = PemSigner::from_combined_pem_file(fixture_path("rsa2048.combined.pem"), None)
+        .expect("combined file");
     for other in [&pkcs1, &encrypted, &combined, &from_file] {
         assert_eq!(other.certificate().x5t_s256(), cert.x5t_s256());
     }
@@ -49,8 +47,14 @@ fn thumbprints_match_openssl_fingerprints() {
     let signer = rsa2048();
     let cert = signer.certificate();
     let der = cert.der();
-    assert_eq!(cert.sha256_thumbprint().as_slice(), Sha256::digest(der).as_slice());
-    assert_eq!(cert.sha1_thumbprint().as_slice(), sha1::Sha1::digest(der).as_slice());
+    assert_eq!(
+        cert.sha256_thumbprint().as_slice(),
+        Sha256::digest(der).as_slice()
+    );
+    assert_eq!(
+        cert.sha1_thumbprint().as_slice(),
+        sha1::Sha1::digest(der).as_slice()
+    );
     assert_eq!(cert.x5t().len(), 27);
     assert_eq!(cert.x5t_s256().len(), 43);
     assert_eq!(cert.sha1_hex().len(), 40);
@@ -58,7 +62,12 @@ fn thumbprints_match_openssl_fingerprints() {
     let x5c = cert.x5c();
     assert_eq!(x5c.len(), 1);
     use base64::Engine as _;
-    assert_eq!(base64::engine::general_purpose::STANDARD.decode(&x5c[0]).expect("b64"), der);
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&x5c[0])
+            .expect("b64"),
+        der
+    );
 }
 
 #[test]
@@ -73,10 +82,14 @@ fn ec_keys_in_sec1_and_pkcs8() {
 async fn every_backend_signs_and_the_other_verifies() {
     let message = b"eyJhbGciOiJQUzI1NiJ9.eyJzdWIiOiJ4In0";
     for (cert, key, algs) in [
-        ("rsa2048.crt", "rsa2048.pkcs8.key", &[Algorithm::Ps256, Algorithm::Rs256][..]),
+        (
+            "rsa2048.crt",
+            "rsa2048.pkcs8.key",
+            &[Algorithm::Ps256, Algorithm::Rs256][..],
+        ),
         ("ec-p256.crt", "ec-p256.pkcs8.key", &[Algorithm::Es256][..]),
     ] {
-        for signing in backends() {
+        for signing in Backend::available().iter().copied() {
             let signer = PemSigner::builder()
                 .certificate_pem(&fixture(cert))
                 .private_key_pem(&fixture(key))
@@ -88,12 +101,22 @@ async fn every_backend_signs_and_the_other_verifies() {
                 if *alg == Algorithm::Es256 {
                     assert_eq!(sig.as_bytes().len(), 64, "ES256 is raw r||s");
                 }
-                for verifying in backends() {
+                for verifying in Backend::available().iter().copied() {
                     assert!(
-                        signer.certificate().verify_signature(verifying, *alg, message, sig.as_bytes()),
+                        signer.certificate().verify_signature(
+                            verifying,
+                            *alg,
+                            message,
+                            sig.as_bytes()
+                        ),
                         "{alg} by {signing:?} verified by {verifying:?}"
                     );
-                    assert!(!signer.certificate().verify_signature(verifying, *alg, b"other", sig.as_bytes()));
+                    assert!(!signer.certificate().verify_signature(
+                        verifying,
+                        *alg,
+                        b"other",
+                        sig.as_bytes()
+                    ));
                 }
             }
         }
@@ -102,7 +125,10 @@ async fn every_backend_signs_and_the_other_verifies() {
 
 #[tokio::test]
 async fn refuses_an_algorithm_the_key_cannot_produce() {
-    let err = rsa2048().sign(Algorithm::Es256, b"x").await.expect_err("RSA cannot ES256");
+    let err = rsa2048()
+        .sign(Algorithm::Es256, b"x")
+        .await
+        .expect_err("RSA cannot ES256");
     assert_eq!(err.kind(), SignerErrorKind::UnsupportedAlgorithm);
 }
 
@@ -119,8 +145,13 @@ fn pkcs12_variants_load() {
         ("rsa2048.empty-password.pfx", Some(&Password::new(""))),
         ("rsa2048.plain.pfx", None),
     ] {
-        let signer = Pkcs12Signer::from_pkcs12(&fixture(file), password).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert_eq!(signer.certificate().x5t_s256(), reference.certificate().x5t_s256(), "{file}");
+        let signer = Pkcs12Signer::from_pkcs12(&fixture(file), password)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(
+            signer.certificate().x5t_s256(),
+            reference.certificate().x5t_s256(),
+            "{file}"
+        );
         assert_eq!(signer.algorithms(), &[Algorithm::Ps256, Algorithm::Rs256]);
     }
     let ec = Pkcs12Signer::from_file(fixture_path("ec-p256.pfx"), Some(&pw)).expect("EC PFX");
@@ -129,8 +160,13 @@ fn pkcs12_variants_load() {
 
 #[test]
 fn chain_is_put_leaf_first() {
-    let pem = PemSigner::from_pem(&fixture("leaf3072.chain-ca-first.crt"), &fixture("leaf3072.key")).expect("chain");
-    let pfx = Pkcs12Signer::from_pkcs12(&fixture("leaf3072.chain.pfx"), Some(&password())).expect("chain PFX");
+    let pem = PemSigner::from_pem(
+        &fixture("leaf3072.chain-ca-first.crt"),
+        &fixture("leaf3072.key"),
+    )
+    .expect("chain");
+    let pfx = Pkcs12Signer::from_pkcs12(&fixture("leaf3072.chain.pfx"), Some(&password()))
+        .expect("chain PFX");
     for cert in [pem.certificate(), pfx.certificate()] {
         assert_eq!(cert.subject(), "CN=confidant-test-leaf3072");
         assert_eq!(cert.issuer(), "CN=confidant-test-ca");
@@ -145,12 +181,18 @@ fn chain_is_put_leaf_first() {
 #[test]
 fn wrong_passwords_are_typed() {
     let wrong = Password::new("not-the-password");
-    for file in ["rsa2048.aes.pfx", "rsa2048.legacy.pfx", "rsa2048.3des.pfx", "rsa2048.nomac.pfx"] {
+    for file in [
+        "rsa2048.aes.pfx",
+        "rsa2048.legacy.pfx",
+        "rsa2048.3des.pfx",
+        "rsa2048.nomac.pfx",
+    ] {
         let err = Pkcs12Signer::from_pkcs12(&fixture(file), Some(&wrong)).expect_err(file);
         assert_eq!(err.kind(), SignerErrorKind::WrongPassword, "{file}: {err}");
         assert!(!err.to_string().contains("not-the-password"));
     }
-    let err = Pkcs12Signer::from_pkcs12(&fixture("rsa2048.aes.pfx"), None).expect_err("no password");
+    let err =
+        Pkcs12Signer::from_pkcs12(&fixture("rsa2048.aes.pfx"), None).expect_err("no password");
     assert!(err.is_wrong_password(), "{err}");
     let err = PemSigner::builder()
         .certificate_pem(&fixture("rsa2048.crt"))
@@ -159,25 +201,31 @@ fn wrong_passwords_are_typed() {
         .build()
         .expect_err("wrong passphrase");
     assert!(err.is_wrong_password(), "{err}");
-    let err = PemSigner::from_pem(&fixture("rsa2048.crt"), &fixture("rsa2048.encrypted.key")).expect_err("none");
+    let err = PemSigner::from_pem(&fixture("rsa2048.crt"), &fixture("rsa2048.encrypted.key"))
+        .expect_err("none");
     assert!(err.is_wrong_password(), "{err}");
 }
 
 #[test]
 fn key_must_match_certificate() {
-    let err = PemSigner::from_pem(&fixture("ec-p256.crt"), &fixture("rsa2048.pkcs8.key")).expect_err("mismatch");
+    let err = PemSigner::from_pem(&fixture("ec-p256.crt"), &fixture("rsa2048.pkcs8.key"))
+        .expect_err("mismatch");
     assert!(err.is_key_mismatch());
-    let err = PemSigner::from_pem(&fixture("leaf3072.crt"), &fixture("rsa2048.pkcs1.key")).expect_err("mismatch");
+    let err = PemSigner::from_pem(&fixture("leaf3072.crt"), &fixture("rsa2048.pkcs1.key"))
+        .expect_err("mismatch");
     assert!(err.is_key_mismatch());
 }
 
 #[test]
 fn weak_and_unsupported_keys_are_refused() {
-    let err = PemSigner::from_pem(&fixture("rsa1024.crt"), &fixture("rsa1024.key")).expect_err("1024");
+    let err =
+        PemSigner::from_pem(&fixture("rsa1024.crt"), &fixture("rsa1024.key")).expect_err("1024");
     assert_eq!(err.kind(), SignerErrorKind::WeakKey, "{err}");
-    let err = PemSigner::from_pem(&fixture("ec-p384.crt"), &fixture("ec-p384.key")).expect_err("P-384");
+    let err =
+        PemSigner::from_pem(&fixture("ec-p384.crt"), &fixture("ec-p384.key")).expect_err("P-384");
     assert_eq!(err.kind(), SignerErrorKind::Unsupported, "{err}");
-    let err = PemSigner::from_pem(&fixture("rsa2048.crt"), &fixture("ed25519.key")).expect_err("Ed25519");
+    let err =
+        PemSigner::from_pem(&fixture("rsa2048.crt"), &fixture("ed25519.key")).expect_err("Ed25519");
     assert_eq!(err.kind(), SignerErrorKind::Unsupported, "{err}");
     let err = PemSigner::builder()
         .certificate_pem(&fixture("rsa2048.crt"))
@@ -226,13 +274,17 @@ fn expired_certificate_warns_or_is_refused() {
     let err = load(options.with_refuse_expired_certificate(true)).expect_err("refused");
     assert_eq!(err.kind(), SignerErrorKind::CertificateExpired);
     let before = SignerOptions::default()
-        .with_clock(Arc::new(FixedClock(cert.not_before() - Duration::from_secs(1))))
+        .with_clock(Arc::new(FixedClock(
+            cert.not_before() - Duration::from_secs(1),
+        )))
         .with_refuse_expired_certificate(true);
     assert!(load(before).is_err(), "not yet valid is refused too");
     let pfx_err = Pkcs12Signer::from_pkcs12_with(
         &fixture("rsa2048.aes.pfx"),
         Some(&password()),
-        &SignerOptions::default().with_clock(Arc::new(FixedClock(after))).with_refuse_expired_certificate(true),
+        &SignerOptions::default()
+            .with_clock(Arc::new(FixedClock(after)))
+            .with_refuse_expired_certificate(true),
     )
     .expect_err("PFX refused too");
     assert_eq!(pfx_err.kind(), SignerErrorKind::CertificateExpired);

@@ -9,12 +9,16 @@ use confidant::Password;
 pub(crate) const PASSWORD: &str = "fixture-password";
 
 pub(crate) fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
 pub(crate) fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 pub(crate) fn password() -> Password {
@@ -28,9 +32,15 @@ pub(crate) fn decode_parts(jwt: &str) -> (serde_json::Value, serde_json::Value, 
     for part in &parts {
         assert!(!part.contains('='), "base64url must be unpadded");
     }
-    let header = URL_SAFE_NO_PAD.decode(parts[0]).expect("header is base64url");
-    let claims = URL_SAFE_NO_PAD.decode(parts[1]).expect("claims are base64url");
-    let sig = URL_SAFE_NO_PAD.decode(parts[2]).expect("signature is base64url");
+    let header = URL_SAFE_NO_PAD
+        .decode(parts[0])
+        .expect("header is base64url");
+    let claims = URL_SAFE_NO_PAD
+        .decode(parts[1])
+        .expect("claims are base64url");
+    let sig = URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .expect("signature is base64url");
     (
         serde_json::from_slice(&header).expect("header is JSON"),
         serde_json::from_slice(&claims).expect("claims are JSON"),
@@ -40,7 +50,11 @@ pub(crate) fn decode_parts(jwt: &str) -> (serde_json::Value, serde_json::Value, 
 
 /// Verifies `jwt` with jsonwebtoken (an implementation independent of ours) against the public
 /// key of the PEM certificate, checking `aud` too.
-pub(crate) fn verify_with_jsonwebtoken(jwt: &str, cert_pem: &[u8], audience: &str) -> serde_json::Value {
+pub(crate) fn verify_with_jsonwebtoken(
+    jwt: &str,
+    cert_pem: &[u8],
+    audience: &str,
+) -> serde_json::Value {
     let header = jsonwebtoken::decode_header(jwt).expect("header decodes");
     let cert = x509_cert_der(cert_pem);
     let spki_bits = public_key_bits(&cert);
@@ -64,7 +78,9 @@ pub(crate) fn verify_with_jsonwebtoken(jwt: &str, cert_pem: &[u8], audience: &st
 
 fn x509_cert_der(pem: &[u8]) -> Vec<u8> {
     let text = std::str::from_utf8(pem).expect("PEM is text");
-    let start = text.find("-----BEGIN CERTIFICATE-----").expect("certificate block");
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("certificate block");
     let end_marker = "-----END CERTIFICATE-----";
     let end = start + text[start..].find(end_marker).expect("END line") + end_marker.len();
     let (_, der) = pem_rfc7468::decode_vec(&text.as_bytes()[start..end]).expect("PEM decodes");
@@ -75,5 +91,9 @@ fn x509_cert_der(pem: &[u8]) -> Vec<u8> {
 fn public_key_bits(cert_der: &[u8]) -> Vec<u8> {
     use der::Decode as _;
     let cert = x509_cert::Certificate::from_der(cert_der).expect("certificate parses");
-    cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes().to_vec()
+    cert.tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes()
+        .to_vec()
 }

@@ -32,6 +32,22 @@ pub enum Backend {
     RustCrypto,
 }
 
+#[cfg(all(feature = "aws-lc", feature = "rust-crypto"))]
+const AVAILABLE: &[Backend] = &[Backend::AwsLc, Backend::RustCrypto];
+#[cfg(all(feature = "aws-lc", not(feature = "rust-crypto")))]
+const AVAILABLE: &[Backend] = &[Backend::AwsLc];
+#[cfg(all(not(feature = "aws-lc"), feature = "rust-crypto"))]
+const AVAILABLE: &[Backend] = &[Backend::RustCrypto];
+#[cfg(not(any(feature = "aws-lc", feature = "rust-crypto")))]
+const AVAILABLE: &[Backend] = &[];
+
+impl Backend {
+    /// The backends compiled in, the default first.
+    pub fn available() -> &'static [Backend] {
+        AVAILABLE
+    }
+}
+
 impl Default for Backend {
     fn default() -> Self {
         #[cfg(feature = "aws-lc")]
@@ -106,6 +122,21 @@ pub(crate) fn verify(
     }
 }
 
+/// Fills `dest` from the backend's CSPRNG (aws-lc's DRBG, or the operating system's).
+pub(crate) fn fill_random(dest: &mut [u8]) -> Result<(), SignerError> {
+    let failed = |_| {
+        SignerError::new(
+            SignerErrorKind::SigningFailed,
+            "the random generator failed",
+        )
+    };
+    #[cfg(feature = "aws-lc")]
+    return aws_lc_rs::rand::fill(dest).map_err(failed);
+    #[cfg(not(feature = "aws-lc"))]
+    return rsa::rand_core::RngCore::try_fill_bytes(&mut rsa::rand_core::OsRng, dest)
+        .map_err(failed);
+}
+
 fn wrong_algorithm(kind: KeyKind, alg: Algorithm) -> SignerError {
     SignerError::new(
         SignerErrorKind::UnsupportedAlgorithm,
@@ -118,4 +149,80 @@ fn rejected(reason: &str) -> SignerError {
         SignerErrorKind::Unsupported,
         format!("the crypto backend rejected the key: {reason}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// RSASSA-PKCS1-v1_5 is deterministic: our RS256 must reproduce Wycheproof's signatures byte
+    /// for byte, and the `e = 3` keys must fall to the key policy.
+    #[test]
+    fn wycheproof_rsa_pkcs1_sha256_generation() {
+        let json: serde_json::Value = serde_json::from_slice(include_bytes!(
+            "../../../tests/fixtures/wycheproof/rsa_pkcs1_2048_sig_gen_test.json"
+        ))
+        .expect("vectors parse");
+        let groups = json["testGroups"].as_array().expect("groups");
+        let (mut signed, mut refused) = (0, 0);
+        for group in groups.iter().filter(|g| g["sha"] == "SHA-256") {
+            let pkcs8 = hex(group["privateKeyPkcs8"].as_str().expect("pkcs8"));
+            let exponent = group["privateKey"]["publicExponent"].as_str().expect("e");
+            let key = PrivateKeyDer::from_pkcs8_der(&pkcs8);
+            if exponent != "010001" {
+                let err = key.err().expect("small exponent refused");
+                assert_eq!(err.kind(), SignerErrorKind::WeakKey, "{err}");
+                refused += 1;
+                continue;
+            }
+            let key = key.expect("e = 65537 key loads");
+            for &backend in Backend::available() {
+                let pair = KeyPair::from_pkcs8(backend, &key).expect("backend loads key");
+                for test in group["tests"].as_array().expect("tests") {
+                    let msg = hex(test["msg"].as_str().expect("msg"));
+                    let expected = hex(test["sig"].as_str().expect("sig"));
+                    let sig = pair.sign(Algorithm::Rs256, &msg).expect("signs");
+                    assert_eq!(sig, expected, "tcId {} on {backend:?}", test["tcId"]);
+                    assert!(verify(
+                        backend,
+                        Algorithm::Rs256,
+                        pair.public_key(),
+                        &msg,
+                        &sig
+                    ));
+                    signed += 1;
+                }
+            }
+        }
+        assert_eq!(refused, 2);
+        assert_eq!(signed, 8 * Backend::available().len());
+    }
+
+    #[test]
+    fn verify_rejects_wrong_algorithm_and_garbage_keys() {
+        for &backend in Backend::available() {
+            assert!(!verify(
+                backend,
+                Algorithm::Rs256,
+                b"not a key",
+                b"m",
+                &[0; 256]
+            ));
+            assert!(!verify(
+                backend,
+                Algorithm::Es256,
+                b"not a point",
+                b"m",
+                &[0; 64]
+            ));
+            assert!(!verify(backend, Algorithm::Ps256, &[], b"m", &[]));
+        }
+    }
 }

@@ -17,16 +17,18 @@ use crate::signer::error::{SignerError, SignerErrorKind};
 use crate::signer::key::{KeyKind, PrivateKeyDer};
 
 pub(crate) enum KeyPair {
-    Rsa {
-        pkcs1v15: rsa::pkcs1v15::SigningKey<Sha256>,
-        pss: rsa::pss::BlindedSigningKey<Sha256>,
-        bits: usize,
-        public_key: Vec<u8>,
-    },
+    Rsa(Box<RsaKeys>),
     Ec {
         key: EcSigningKey,
         public_key: Vec<u8>,
     },
+}
+
+pub(crate) struct RsaKeys {
+    pkcs1v15: rsa::pkcs1v15::SigningKey<Sha256>,
+    pss: rsa::pss::BlindedSigningKey<Sha256>,
+    bits: usize,
+    public_key: Vec<u8>,
 }
 
 impl KeyPair {
@@ -41,12 +43,12 @@ impl KeyPair {
                     .map_err(|e| rejected(&e.to_string()))?
                     .as_bytes()
                     .to_vec();
-                Ok(KeyPair::Rsa {
+                Ok(KeyPair::Rsa(Box::new(RsaKeys {
                     pkcs1v15: rsa::pkcs1v15::SigningKey::new(private.clone()),
                     pss: rsa::pss::BlindedSigningKey::new(private),
                     bits,
                     public_key,
-                })
+                })))
             }
             KeyKind::EcP256 => {
                 let key = EcSigningKey::from_pkcs8_der(key.pkcs8())
@@ -63,7 +65,8 @@ impl KeyPair {
 
     pub(crate) fn public_key(&self) -> &[u8] {
         match self {
-            KeyPair::Rsa { public_key, .. } | KeyPair::Ec { public_key, .. } => public_key,
+            KeyPair::Rsa(keys) => &keys.public_key,
+            KeyPair::Ec { public_key, .. } => public_key,
         }
     }
 
@@ -75,10 +78,11 @@ impl KeyPair {
             )
         };
         match (self, alg) {
-            (KeyPair::Rsa { pkcs1v15, .. }, Algorithm::Rs256) => {
-                Ok(pkcs1v15.try_sign(message).map_err(failed)?.to_vec())
+            (KeyPair::Rsa(keys), Algorithm::Rs256) => {
+                Ok(keys.pkcs1v15.try_sign(message).map_err(failed)?.to_vec())
             }
-            (KeyPair::Rsa { pss, .. }, Algorithm::Ps256) => Ok(pss
+            (KeyPair::Rsa(keys), Algorithm::Ps256) => Ok(keys
+                .pss
                 .try_sign_with_rng(&mut OsRng, message)
                 .map_err(failed)?
                 .to_vec()),
@@ -86,9 +90,7 @@ impl KeyPair {
                 let sig: p256::ecdsa::Signature = key.try_sign(message).map_err(failed)?;
                 Ok(sig.to_bytes().to_vec())
             }
-            (KeyPair::Rsa { bits, .. }, _) => {
-                Err(wrong_algorithm(KeyKind::Rsa { bits: *bits }, alg))
-            }
+            (KeyPair::Rsa(keys), _) => Err(wrong_algorithm(KeyKind::Rsa { bits: keys.bits }, alg)),
             (KeyPair::Ec { .. }, _) => Err(wrong_algorithm(KeyKind::EcP256, alg)),
         }
     }
