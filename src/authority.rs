@@ -194,9 +194,11 @@ impl Authority {
             Some(format!("{}/{{tenantid}}/v2.0", issuer_base(&base_url)))
         } else if lower == "consumers" {
             Some(format!("{}/{MSA_TENANT_ID}/v2.0", issuer_base(&base_url)))
-        } else if is_guid(tenant) || !is_microsoft_host(&base_url) {
-            // On a custom host (the testkit), the issuer follows the path as given.
+        } else if is_guid(tenant) {
             Some(format!("{}/{lower}/v2.0", issuer_base(&base_url)))
+        } else if !is_microsoft_host(&base_url) {
+            // On a custom host (the testkit), the issuer follows the path as given.
+            Some(format!("{}/{tenant}/v2.0", issuer_base(&base_url)))
         } else {
             None // a domain: discovery tells the tenant id
         };

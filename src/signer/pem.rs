@@ -1,5 +1,6 @@
 //! [`PemSigner`]: a certificate (chain) and private key from PEM.
 
+use std::fmt;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -156,11 +157,22 @@ impl Signer for PemSigner {
 }
 
 /// Configures a [`PemSigner`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct PemSignerBuilder {
     pem: Vec<Zeroizing<Vec<u8>>>,
     passphrase: Option<Password>,
     options: SignerOptions,
+}
+
+impl fmt::Debug for PemSignerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The PEM inputs may hold a private key: show only how many there are.
+        f.debug_struct("PemSignerBuilder")
+            .field("pem_inputs", &self.pem.len())
+            .field("passphrase", &self.passphrase)
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl PemSignerBuilder {

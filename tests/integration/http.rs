@@ -230,3 +230,21 @@ async fn discovers_a_generic_openid_provider() {
         .expect_err("404");
     assert!(err.is_invalid_response(), "{err}");
 }
+
+#[test]
+fn extra_root_certificates_must_be_certificates() {
+    let ca = crate::support::fixture("ca.crt");
+    assert!(
+        ReqwestClient::builder()
+            .add_root_certificates_pem(&ca)
+            .build()
+            .is_ok()
+    );
+    for bad in [&b"not a certificate"[..], b""] {
+        let err = ReqwestClient::builder()
+            .add_root_certificates_pem(bad)
+            .build()
+            .expect_err("refused");
+        assert!(err.is_configuration(), "{err}");
+    }
+}

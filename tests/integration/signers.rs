@@ -140,6 +140,7 @@ fn pkcs12_variants_load() {
         ("rsa2048.aes.pfx", Some(&pw)),
         ("rsa2048.legacy.pfx", Some(&pw)),
         ("rsa2048.3des.pfx", Some(&pw)),
+        ("rsa2048.aes128-sha1mac.pfx", Some(&pw)),
         ("rsa2048.nomac.pfx", Some(&pw)),
         ("rsa2048.empty-password.pfx", None),
         ("rsa2048.empty-password.pfx", Some(&Password::new(""))),
@@ -299,4 +300,37 @@ fn debug_output_holds_no_key_material() {
     let key_line = key_pem.lines().nth(1).expect("base64 line");
     assert!(!debug.contains(key_line));
     assert_eq!(format!("{:?}", password()), "Password([redacted])");
+    let builder = PemSigner::builder()
+        .private_key_pem(&fixture("rsa2048.pkcs8.key"))
+        .passphrase(password());
+    let debug = format!("{builder:?}");
+    assert!(
+        !debug.contains(key_line) && !debug.contains("fixture-password"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn truncated_and_garbage_inputs_are_malformed() {
+    let pw = password();
+    let pfx = fixture("rsa2048.aes.pfx");
+    for len in [0, 1, 16, pfx.len() / 2, pfx.len() - 1] {
+        let err = Pkcs12Signer::from_pkcs12(&pfx[..len], Some(&pw)).expect_err("truncated PFX");
+        assert!(err.is_malformed(), "{len}: {err}");
+    }
+    let err = Pkcs12Signer::from_pkcs12(b"definitely not DER", Some(&pw)).expect_err("garbage");
+    assert!(err.is_malformed());
+
+    let key = String::from_utf8(fixture("rsa2048.pkcs8.key")).expect("text");
+    let cut = &key[..key.len() / 2];
+    let err =
+        PemSigner::from_pem(&fixture("rsa2048.crt"), cut.as_bytes()).expect_err("no END line");
+    assert!(err.is_malformed(), "{err}");
+    let garbled = key.replacen('M', "*", 3);
+    let err =
+        PemSigner::from_pem(&fixture("rsa2048.crt"), garbled.as_bytes()).expect_err("bad base64");
+    assert!(err.is_malformed(), "{err}");
+    let err = confidant::Certificate::from_der(&fixture("rsa2048.pkcs8.key"), &[])
+        .expect_err("PEM is not DER");
+    assert!(err.is_malformed());
 }
