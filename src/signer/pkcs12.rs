@@ -36,7 +36,7 @@ const X509_CERTIFICATE: ObjectIdentifier = pkcs12::PKCS_12_X509_CERT_OID;
 
 /// More iterations than any real exporter uses; a file asking for more is refused rather than
 /// allowed to burn CPU.
-const MAX_ITERATIONS: u32 = 10_000_000;
+const MAX_ITERATIONS: u32 = 1_000_000;
 /// Nesting depth of `safeContentsBag`s.
 const MAX_DEPTH: usize = 4;
 
