@@ -202,17 +202,7 @@ impl Authority {
         } else {
             None // a domain: discovery tells the tenant id
         };
-        Ok(Self {
-            kind: AuthorityKind::Entra,
-            token_endpoint: join(&url, &["oauth2", "v2.0", "token"])?,
-            authorization_endpoint: join(&url, &["oauth2", "v2.0", "authorize"])?,
-            jwks_uri: join(&url, &["discovery", "v2.0", "keys"])?,
-            discovery_url: join(&url, &["v2.0", ".well-known", "openid-configuration"])?,
-            url,
-            tenant: Some(tenant.to_owned()),
-            policy: None,
-            issuer,
-        })
+        Self::microsoft_layout(AuthorityKind::Entra, url, tenant, None, issuer)
     }
 
     /// Azure AD B2C `https://{name}.b2clogin.com/{name}.onmicrosoft.com/{policy}`.
@@ -243,15 +233,26 @@ impl Authority {
                 tenant.to_ascii_lowercase()
             )
         });
+        Self::microsoft_layout(AuthorityKind::B2c, url, tenant, Some(policy), issuer)
+    }
+
+    /// The v2.0 endpoints Entra, B2C and CIAM share below the authority URL.
+    fn microsoft_layout(
+        kind: AuthorityKind,
+        url: Url,
+        tenant: &str,
+        policy: Option<String>,
+        issuer: Option<String>,
+    ) -> Result<Self, Error> {
         Ok(Self {
-            kind: AuthorityKind::B2c,
+            kind,
             token_endpoint: join(&url, &["oauth2", "v2.0", "token"])?,
             authorization_endpoint: join(&url, &["oauth2", "v2.0", "authorize"])?,
             jwks_uri: join(&url, &["discovery", "v2.0", "keys"])?,
             discovery_url: join(&url, &["v2.0", ".well-known", "openid-configuration"])?,
             url,
             tenant: Some(tenant.to_owned()),
-            policy: Some(policy),
+            policy,
             issuer,
         })
     }

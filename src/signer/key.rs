@@ -283,6 +283,35 @@ impl SignerOptions {
     }
 }
 
+/// Implements [`Signer`](super::Signer) for a wrapper whose `key` field is a [`LocalKey`].
+macro_rules! local_signer {
+    ($signer:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::signer::Signer for $signer {
+            fn algorithms(&self) -> &[$crate::signer::Algorithm] {
+                self.key.algorithms()
+            }
+
+            fn key_id(&self) -> Option<&str> {
+                None
+            }
+
+            fn certificate(&self) -> Option<&$crate::signer::Certificate> {
+                Some(self.key.certificate())
+            }
+
+            async fn sign(
+                &self,
+                alg: $crate::signer::Algorithm,
+                message: &[u8],
+            ) -> Result<$crate::signer::Signature, $crate::signer::SignerError> {
+                self.key.sign(alg, message)
+            }
+        }
+    };
+}
+pub(crate) use local_signer;
+
 /// A parsed key with its certificate, held in memory.
 #[derive(Debug)]
 pub(crate) struct LocalKey {

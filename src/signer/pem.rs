@@ -3,12 +3,11 @@
 use std::fmt;
 use std::path::Path;
 
-use async_trait::async_trait;
 use zeroize::Zeroizing;
 
 use super::error::{SignerError, SignerErrorKind};
 use super::key::{LocalKey, PrivateKeyDer, SignerOptions};
-use super::{Algorithm, Backend, Certificate, Signature, Signer};
+use super::{Backend, Certificate};
 use crate::secret::Password;
 
 /// One decoded PEM block: its label and DER bytes (zeroized on drop: it may be a key).
@@ -137,24 +136,7 @@ impl PemSigner {
     }
 }
 
-#[async_trait]
-impl Signer for PemSigner {
-    fn algorithms(&self) -> &[Algorithm] {
-        self.key.algorithms()
-    }
-
-    fn key_id(&self) -> Option<&str> {
-        None
-    }
-
-    fn certificate(&self) -> Option<&Certificate> {
-        Some(self.key.certificate())
-    }
-
-    async fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Signature, SignerError> {
-        self.key.sign(alg, message)
-    }
-}
+super::key::local_signer!(PemSigner);
 
 /// Configures a [`PemSigner`].
 #[derive(Default)]

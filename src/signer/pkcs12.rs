@@ -7,7 +7,6 @@
 
 use std::path::Path;
 
-use async_trait::async_trait;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut as _, InnerIvInit as _, KeyIvInit as _};
 use der::asn1::{AnyRef, ObjectIdentifier, OctetString};
@@ -19,10 +18,10 @@ use sha2::{Sha256, Sha384, Sha512};
 use spki::AlgorithmIdentifierOwned;
 use zeroize::Zeroizing;
 
+use super::Certificate;
 use super::error::{SignerError, SignerErrorKind};
 use super::key::{LocalKey, PrivateKeyDer, SignerOptions, wrong_password};
 use super::pem::read_file;
-use super::{Algorithm, Certificate, Signature, Signer};
 use crate::secret::Password;
 
 const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
@@ -106,24 +105,7 @@ impl Pkcs12Signer {
     }
 }
 
-#[async_trait]
-impl Signer for Pkcs12Signer {
-    fn algorithms(&self) -> &[Algorithm] {
-        self.key.algorithms()
-    }
-
-    fn key_id(&self) -> Option<&str> {
-        None
-    }
-
-    fn certificate(&self) -> Option<&Certificate> {
-        Some(self.key.certificate())
-    }
-
-    async fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Signature, SignerError> {
-        self.key.sign(alg, message)
-    }
-}
+super::key::local_signer!(Pkcs12Signer);
 
 /// A password as each scheme wants it.
 struct Secret {
