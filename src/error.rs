@@ -8,8 +8,9 @@ use crate::signer::SignerError;
 /// Everything that can go wrong in confidant.
 ///
 /// Branch with the `is_*()` predicates or [`Error::kind`]; messages never contain secrets,
-/// tokens, response bodies or URL queries, so they are safe to log.
-#[derive(Debug, thiserror::Error)]
+/// tokens, response bodies or URL queries, so they are safe to log. Cloning is cheap: callers
+/// that waited on one shared token request all receive its error.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Loading a key or certificate failed, or the signer refused to sign. Usually a bad file,

@@ -54,14 +54,14 @@ impl TransportErrorKind {
 }
 
 /// A request that did not complete. The message holds the host and path, never a query string.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("transport error ({}) for {endpoint}: {message}", kind.as_str())]
 pub struct TransportError {
     kind: TransportErrorKind,
     endpoint: String,
     message: String,
     #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl TransportError {
@@ -77,7 +77,7 @@ impl TransportError {
 
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(std::sync::Arc::new(source));
         self
     }
 

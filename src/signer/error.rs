@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong in a [`Signer`](super::Signer) or while loading its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,13 +66,14 @@ impl fmt::Display for SignerErrorKind {
 
 /// An error from loading a key or certificate, or from signing.
 ///
-/// The message names the problem and never contains key material or passwords.
-#[derive(Debug)]
+/// The message names the problem and never contains key material or passwords. Cloning is cheap
+/// (the cause is shared), so one failure can be handed to every caller waiting on it.
+#[derive(Debug, Clone)]
 pub struct SignerError {
     kind: SignerErrorKind,
     message: String,
     retryable: bool,
-    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
 impl SignerError {
@@ -90,7 +92,7 @@ impl SignerError {
 
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(Arc::new(source));
         self
     }
 

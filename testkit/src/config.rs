@@ -1,0 +1,287 @@
+//! The testkit's configuration: tenants and app registrations, from Rust or from JSON.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the emulator knows at start. Unknown JSON fields are refused, so a typo fails
+/// loudly instead of being ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Config {
+    /// Tenants with domain names. Any GUID tenant exists without being listed; a domain that is
+    /// not listed gets a stable tenant id derived from its name.
+    pub tenants: Vec<TenantConfig>,
+    /// App registrations.
+    pub apps: Vec<AppConfig>,
+    /// Access-token lifetime in seconds (Entra's default is about an hour). From 7200 seconds
+    /// on, responses carry `refresh_in` = half the lifetime, as Entra does for long-lived tokens.
+    pub token_lifetime_secs: u64,
+    /// CA certificates (PEM) that anchor subject-name + issuer (`x5c`) registrations.
+    pub certificate_authorities: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            tenants: Vec::new(),
+            apps: Vec::new(),
+            token_lifetime_secs: 3599,
+            certificate_authorities: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses the JSON form; errors name the bad field.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    /// Adds a tenant.
+    pub fn tenant(mut self, tenant: TenantConfig) -> Self {
+        self.tenants.push(tenant);
+        self
+    }
+
+    /// Adds an app registration.
+    pub fn app(mut self, app: AppConfig) -> Self {
+        self.apps.push(app);
+        self
+    }
+
+    /// Sets the access-token lifetime.
+    pub fn token_lifetime_secs(mut self, secs: u64) -> Self {
+        self.token_lifetime_secs = secs;
+        self
+    }
+
+    /// Trusts a CA (PEM) for subject-name + issuer registrations.
+    pub fn certificate_authority(mut self, pem: impl Into<String>) -> Self {
+        self.certificate_authorities.push(pem.into());
+        self
+    }
+}
+
+/// A tenant: its id and the domain names that resolve to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TenantConfig {
+    /// The tenant id (a GUID).
+    pub id: String,
+    /// Domain names, such as `contoso.onmicrosoft.com`; a bare name like `contoso` works too.
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+impl TenantConfig {
+    /// A tenant with its id and domains.
+    pub fn new(id: impl Into<String>, domains: &[&str]) -> Self {
+        Self { id: id.into(), domains: domains.iter().map(|d| (*d).to_owned()).collect() }
+    }
+}
+
+/// An app registration (with its service principal in the home tenant).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AppConfig {
+    /// The application (client) id.
+    pub client_id: String,
+    /// The tenant that owns the registration (id or domain).
+    pub home_tenant: String,
+    /// Password credentials.
+    #[serde(default)]
+    pub secrets: Vec<SecretConfig>,
+    /// Certificates (PEM), matched by the `x5t` / `x5t#S256` of a client assertion.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Subject name + issuer registrations: the assertion carries `x5c`, whose leaf must have
+    /// this subject and issuer and chain to one of the configured certificate authorities.
+    #[serde(default)]
+    pub trusted_subjects: Vec<TrustedSubject>,
+    /// Federated identity credentials (workload identity).
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredential>,
+    /// App roles this app (as a resource) defines.
+    #[serde(default)]
+    pub app_roles: Vec<String>,
+    /// Delegated scopes this app (as a resource) exposes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// App ID URIs, such as `api://{client_id}`; the client id itself always names the app too.
+    #[serde(default)]
+    pub identifier_uris: Vec<String>,
+    /// Application permissions granted to this app: resource (client id, App ID URI or
+    /// first-party URI) to role names. They become the `roles` claim.
+    #[serde(default)]
+    pub granted_roles: BTreeMap<String, Vec<String>>,
+    /// Other tenants where the app has been consented (a service principal exists).
+    #[serde(default)]
+    pub consented_tenants: Vec<String>,
+    /// Redirect URIs for user flows.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// `accessTokenAcceptedVersion` of this app as a resource: 1 or 2 (default 2).
+    #[serde(default)]
+    pub access_token_version: Option<u8>,
+}
+
+impl AppConfig {
+    /// An app with no credentials yet.
+    pub fn new(client_id: impl Into<String>, home_tenant: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            home_tenant: home_tenant.into(),
+            secrets: Vec::new(),
+            certificates: Vec::new(),
+            trusted_subjects: Vec::new(),
+            federated_credentials: Vec::new(),
+            app_roles: Vec::new(),
+            scopes: Vec::new(),
+            identifier_uris: Vec::new(),
+            granted_roles: BTreeMap::new(),
+            consented_tenants: Vec::new(),
+            redirect_uris: Vec::new(),
+            access_token_version: None,
+        }
+    }
+
+    /// Adds a client secret that never expires.
+    pub fn secret(mut self, value: impl Into<String>) -> Self {
+        self.secrets.push(SecretConfig { value: value.into(), expires_at: None });
+        self
+    }
+
+    /// Adds a client secret that expires at `expires_at` (Unix seconds).
+    pub fn secret_expiring(mut self, value: impl Into<String>, expires_at: u64) -> Self {
+        self.secrets.push(SecretConfig { value: value.into(), expires_at: Some(expires_at) });
+        self
+    }
+
+    /// Registers a certificate (PEM).
+    pub fn certificate(mut self, pem: impl Into<String>) -> Self {
+        self.certificates.push(pem.into());
+        self
+    }
+
+    /// Trusts certificates with this subject and issuer, presented in `x5c`.
+    pub fn trusted_subject(mut self, subject: impl Into<String>, issuer: impl Into<String>) -> Self {
+        self.trusted_subjects.push(TrustedSubject { subject: subject.into(), issuer: issuer.into() });
+        self
+    }
+
+    /// Adds a federated credential.
+    pub fn federated_credential(mut self, credential: FederatedCredential) -> Self {
+        self.federated_credentials.push(credential);
+        self
+    }
+
+    /// Defines app roles (this app as a resource).
+    pub fn app_roles(mut self, roles: &[&str]) -> Self {
+        self.app_roles.extend(roles.iter().map(|r| (*r).to_owned()));
+        self
+    }
+
+    /// Adds an App ID URI.
+    pub fn identifier_uri(mut self, uri: impl Into<String>) -> Self {
+        self.identifier_uris.push(uri.into());
+        self
+    }
+
+    /// Grants application permissions on `resource`.
+    pub fn grant_roles(mut self, resource: impl Into<String>, roles: &[&str]) -> Self {
+        self.granted_roles
+            .entry(resource.into())
+            .or_default()
+            .extend(roles.iter().map(|r| (*r).to_owned()));
+        self
+    }
+
+    /// Consents the app in another tenant.
+    pub fn consented_in(mut self, tenant: impl Into<String>) -> Self {
+        self.consented_tenants.push(tenant.into());
+        self
+    }
+
+    /// Sets `accessTokenAcceptedVersion` (1 or 2).
+    pub fn access_token_version(mut self, version: u8) -> Self {
+        self.access_token_version = Some(version);
+        self
+    }
+}
+
+/// A client secret.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SecretConfig {
+    /// The secret value.
+    pub value: String,
+    /// When it stops working (Unix seconds); never when absent.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+}
+
+impl std::fmt::Debug for SecretConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretConfig")
+            .field("value", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A subject name + issuer registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TrustedSubject {
+    /// The certificate subject, RFC 4514 form (`CN=app.contoso.com`).
+    pub subject: String,
+    /// The issuer, RFC 4514 form.
+    pub issuer: String,
+}
+
+/// A federated identity credential: tokens from `issuer` for `subject` may stand in for a
+/// client credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FederatedCredential {
+    /// The external token's `iss`.
+    pub issuer: String,
+    /// The external token's `sub`.
+    pub subject: String,
+    /// Accepted `aud` values (default `api://AzureADTokenExchange`).
+    #[serde(default = "default_federated_audiences")]
+    pub audiences: Vec<String>,
+    /// The issuer's signing keys as a JWKS document. Not needed when the issuer is one of the
+    /// testkit's own tenants.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+}
+
+impl FederatedCredential {
+    /// Trusts tokens from `issuer` for `subject`, audience `api://AzureADTokenExchange`.
+    pub fn new(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            subject: subject.into(),
+            audiences: default_federated_audiences(),
+            jwks: None,
+        }
+    }
+
+    /// Verifies the issuer's tokens with these keys (a JWKS document).
+    pub fn with_jwks(mut self, jwks: serde_json::Value) -> Self {
+        self.jwks = Some(jwks);
+        self
+    }
+}
+
+fn default_federated_audiences() -> Vec<String> {
+    vec!["api://AzureADTokenExchange".to_owned()]
+}

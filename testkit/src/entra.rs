@@ -1,0 +1,409 @@
+//! Entra ID's v2.0 and v1 endpoints: discovery, JWKS and the token endpoint (client
+//! credentials with a secret, a certificate assertion or a federated token).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::assertion::{self, CERTIFICATE_AUTH};
+use crate::errors::{OAuthError, json_response};
+use crate::registry::{App, Resource, derived_guid};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const SECRET_AUTH: &str = "1";
+const MULTI_TENANT: &[&str] = &["common", "organizations", "consumers"];
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery_v2))
+        .route("/{tenant}/.well-known/openid-configuration", get(discovery_v1))
+        .route("/{tenant}/discovery/v2.0/keys", get(jwks_v2))
+        .route("/{tenant}/discovery/keys", get(jwks_v1))
+        .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
+        .route("/{tenant}/oauth2/token", post(token_v1))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&shared), crate::faults::middleware))
+        .with_state(shared)
+}
+
+fn correlation_id(headers: &HeaderMap) -> String {
+    headers
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// The tenant segment of the URLs a discovery document lists, and the tenant id of its issuer.
+fn tenant_parts(shared: &Shared, tenant: &str) -> (String, String) {
+    let lower = tenant.to_ascii_lowercase();
+    if MULTI_TENANT.contains(&lower.as_str()) {
+        (lower, "{tenantid}".to_owned())
+    } else {
+        let tid = shared.registry.read().unwrap_or_else(|p| p.into_inner()).tenant_id(tenant);
+        (tid.clone(), tid)
+    }
+}
+
+async fn discovery_v2(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+    let base = &shared.base_url;
+    let (segment, tid) = tenant_parts(&shared, &tenant);
+    let body = json!({
+        "issuer": format!("{base}/{tid}/v2.0"),
+        "authorization_endpoint": format!("{base}/{segment}/oauth2/v2.0/authorize"),
+        "token_endpoint": format!("{base}/{segment}/oauth2/v2.0/token"),
+        "jwks_uri": format!("{base}/{segment}/discovery/v2.0/keys"),
+        "end_session_endpoint": format!("{base}/{segment}/oauth2/v2.0/logout"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "name", "nonce", "oid", "tid", "preferred_username", "email", "acr", "amr"],
+        "request_uri_parameter_supported": false,
+        "tenant_region_scope": "WW",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+    });
+    json_response(StatusCode::OK, &body, &correlation_id(&headers))
+}
+
+async fn discovery_v1(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+    let base = &shared.base_url;
+    let (segment, tid) = tenant_parts(&shared, &tenant);
+    let body = json!({
+        "issuer": format!("{base}/{tid}/"),
+        "authorization_endpoint": format!("{base}/{segment}/oauth2/authorize"),
+        "token_endpoint": format!("{base}/{segment}/oauth2/token"),
+        "jwks_uri": format!("{base}/{segment}/discovery/keys"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "cloud_instance_name": "microsoftonline.com",
+    });
+    json_response(StatusCode::OK, &body, &correlation_id(&headers))
+}
+
+fn jwks(shared: &Shared, tenant: &str, issuer_suffix: &str, headers: &HeaderMap) -> Response {
+    let (_, tid) = tenant_parts(shared, tenant);
+    let issuer = format!("{}/{tid}{issuer_suffix}", shared.base_url);
+    let keys: Vec<Value> = shared
+        .keys
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .published
+        .iter()
+        .map(|k| {
+            let mut jwk = k.jwk.clone();
+            jwk["issuer"] = Value::String(issuer.clone());
+            jwk
+        })
+        .collect();
+    json_response(StatusCode::OK, &json!({ "keys": keys }), &correlation_id(headers))
+}
+
+async fn jwks_v2(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+    jwks(&shared, &tenant, "/v2.0", &headers)
+}
+
+async fn jwks_v1(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+    jwks(&shared, &tenant, "/", &headers)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+async fn token_v2(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    token(&shared, &tenant, &headers, &body, Version::V2)
+}
+
+async fn token_v1(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    token(&shared, &tenant, &headers, &body, Version::V1)
+}
+
+fn token(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8], version: Version) -> Response {
+    let correlation_id = correlation_id(headers);
+    match token_response(shared, tenant, headers, body, version) {
+        Ok(body) => json_response(StatusCode::OK, &body, &correlation_id),
+        Err(e) => e.render(&correlation_id, shared.now_unix()),
+    }
+}
+
+/// The form fields, refusing repeated ones.
+fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            900144,
+            "The request body must contain the following parameter: 'grant_type'. (Content-Type must be application/x-www-form-urlencoded.)",
+        ));
+    }
+    let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    for (i, (name, _)) in form.iter().enumerate() {
+        if form[..i].iter().any(|(n, _)| n == name) {
+            return Err(OAuthError::invalid_request(90015, format!("Parameter '{name}' is duplicated.")));
+        }
+    }
+    Ok(form)
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+fn required<'a>(form: &'a [(String, String)], name: &str) -> Result<&'a str, OAuthError> {
+    field(form, name).filter(|v| !v.is_empty()).ok_or_else(|| {
+        OAuthError::invalid_request(900144, format!("The request body must contain the following parameter: '{name}'."))
+    })
+}
+
+/// `client_id` and secret from `Authorization: Basic` (RFC 6749 §2.3.1), if present.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return Ok(None);
+    };
+    let bad = || OAuthError::invalid_client(7000215, "Invalid HTTP Basic credentials.");
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    let decode = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Ok(Some((decode(id).ok_or_else(bad)?, decode(secret).ok_or_else(bad)?)))
+}
+
+fn token_response(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8], version: Version) -> Result<Value, OAuthError> {
+    let form = parse_form(headers, body)?;
+    let grant_type = required(&form, "grant_type")?;
+    if grant_type != "client_credentials" {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{grant_type}'."),
+        ));
+    }
+    if MULTI_TENANT.contains(&tenant.to_ascii_lowercase().as_str()) {
+        return Err(OAuthError::invalid_request(
+            50059,
+            "No tenant-identifying information found in either the request or implied by any provided credentials.",
+        ));
+    }
+    let basic = basic_credentials(headers)?;
+    let client_id = match (&basic, field(&form, "client_id")) {
+        (Some((id, _)), Some(form_id)) if id != form_id => {
+            return Err(OAuthError::invalid_request(900144, "client_id in the body and in HTTP Basic differ."));
+        }
+        (Some((id, _)), _) => id.clone(),
+        (None, _) => required(&form, "client_id")?.to_owned(),
+    };
+
+    let (tid, app) = {
+        let registry = shared.registry.read().unwrap_or_else(|p| p.into_inner());
+        (registry.tenant_id(tenant), registry.app(&client_id))
+    };
+    let app = app.filter(|a| a.is_in_tenant(&tid)).ok_or_else(|| {
+        OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
+        )
+    })?;
+
+    let endpoint = format!(
+        "{}/{tenant}/{}",
+        shared.base_url,
+        if version == Version::V2 { "oauth2/v2.0/token" } else { "oauth2/token" }
+    );
+    let acr = authenticate(shared, &app, &form, basic.map(|(_, s)| s), &endpoint)?;
+
+    let resource_name = match version {
+        Version::V2 => {
+            let scope = required(&form, "scope")?;
+            let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+            match scopes.as_slice() {
+                [one] if one.ends_with("/.default") => one.trim_end_matches("/.default").to_owned(),
+                [_] => {
+                    return Err(OAuthError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_scope",
+                        1002012,
+                        format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+                    ));
+                }
+                _ => {
+                    return Err(OAuthError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_scope",
+                        70011,
+                        format!("The provided request must include a single 'scope' input parameter; got '{scope}'."),
+                    ));
+                }
+            }
+        }
+        Version::V1 => required(&form, "resource")?.to_owned(),
+    };
+    let resource = shared
+        .registry
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .resource(&resource_name)
+        .ok_or_else(|| {
+            OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_resource",
+                500011,
+                format!("The resource principal named {resource_name} was not found in the tenant named {tenant}."),
+            )
+        })?;
+    issue_app_token(shared, &app, &tid, &resource_name, &resource, acr)
+}
+
+/// Checks the client's one authentication method; returns its `azpacr`/`appidacr`.
+fn authenticate(
+    shared: &Shared,
+    app: &App,
+    form: &[(String, String)],
+    basic_secret: Option<String>,
+    endpoint: &str,
+) -> Result<&'static str, OAuthError> {
+    let posted_secret = field(form, "client_secret").map(str::to_owned);
+    let assertion = field(form, "client_assertion");
+    let methods = usize::from(posted_secret.is_some()) + usize::from(basic_secret.is_some()) + usize::from(assertion.is_some());
+    if methods > 1 {
+        return Err(OAuthError::invalid_request(
+            900144,
+            "The request must use exactly one client authentication method.",
+        ));
+    }
+    if let Some(secret) = posted_secret.or(basic_secret) {
+        let now = shared.now_unix();
+        return match app.config.secrets.iter().find(|s| s.value == secret) {
+            Some(s) if s.expires_at.is_some_and(|e| e <= now) => Err(OAuthError::invalid_client(
+                7000222,
+                format!("The provided client secret keys for app '{}' are expired.", app.config.client_id),
+            )),
+            Some(_) => Ok(SECRET_AUTH),
+            None => Err(OAuthError::invalid_client(
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+            )),
+        };
+    }
+    let Some(assertion) = assertion else {
+        return Err(OAuthError::invalid_client(
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        ));
+    };
+    if field(form, "client_assertion_type") != Some(JWT_BEARER) {
+        return Err(OAuthError::invalid_request(
+            900144,
+            format!("client_assertion_type must be '{JWT_BEARER}'."),
+        ));
+    }
+    assertion::verify(shared, app, assertion, endpoint)?;
+    Ok(CERTIFICATE_AUTH)
+}
+
+fn issue_app_token(
+    shared: &Shared,
+    app: &App,
+    tid: &str,
+    resource_name: &str,
+    resource: &Resource,
+    acr: &str,
+) -> Result<Value, OAuthError> {
+    let lifetime = shared.registry.read().unwrap_or_else(|p| p.into_inner()).token_lifetime_secs;
+    let now = shared.now_unix();
+    let (audience, version, roles) = match resource {
+        Resource::App(api) => {
+            let version = api.config.access_token_version.unwrap_or(2);
+            let audience = if version == 2 { api.config.client_id.clone() } else { resource_name.to_owned() };
+            let names = [api.config.client_id.clone(), format!("api://{}", api.config.client_id)];
+            let granted: Vec<String> = app
+                .config
+                .granted_roles
+                .iter()
+                .filter(|(r, _)| names.iter().chain(api.config.identifier_uris.iter()).any(|n| n.eq_ignore_ascii_case(r)))
+                .flat_map(|(_, roles)| roles.iter().cloned())
+                .filter(|r| api.config.app_roles.contains(r))
+                .collect();
+            (audience, version, granted)
+        }
+        Resource::FirstParty(uri) => {
+            let granted = app.config.granted_roles.get(uri.as_str()).cloned().unwrap_or_default();
+            (uri.clone(), 1, granted)
+        }
+    };
+    let oid = derived_guid(&["service-principal", &app.config.client_id, tid]);
+    let base = &shared.base_url;
+    let mut claims = json!({
+        "aud": audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "idtyp": "app",
+        "oid": oid,
+        "sub": oid,
+        "tid": tid,
+        "uti": uuid::Uuid::new_v4().simple().to_string(),
+    });
+    if version == 2 {
+        claims["iss"] = json!(format!("{base}/{tid}/v2.0"));
+        claims["azp"] = json!(app.config.client_id);
+        claims["azpacr"] = json!(acr);
+        claims["ver"] = json!("2.0");
+    } else {
+        claims["iss"] = json!(format!("{base}/{tid}/"));
+        claims["appid"] = json!(app.config.client_id);
+        claims["appidacr"] = json!(acr);
+        claims["ver"] = json!("1.0");
+    }
+    if !roles.is_empty() {
+        claims["roles"] = json!(roles);
+    }
+    let access_token = sign(shared, &claims)?;
+    let mut body = json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": access_token,
+    });
+    if lifetime >= 7200 {
+        body["refresh_in"] = json!(lifetime / 2);
+    }
+    Ok(body)
+}
+
+/// Signs claims with the current key, with Entra's header (`kid` = `x5t`).
+pub(crate) fn sign(shared: &Shared, claims: &Value) -> Result<String, OAuthError> {
+    let keys = shared.keys.read().unwrap_or_else(|p| p.into_inner());
+    let key = keys.published.first().ok_or_else(|| {
+        OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 90033, "No signing key.")
+    })?;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.typ = Some("JWT".to_owned());
+    header.kid = Some(key.kid.clone());
+    header.x5t = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| {
+        OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 90033, format!("Signing failed: {e}"))
+    })
+}

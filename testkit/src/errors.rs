@@ -1,0 +1,94 @@
+//! Entra ID's OAuth error responses: the JSON shape, AADSTS codes and status codes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An OAuth error as Entra ID sends it (WIRE.md section 3.2).
+#[derive(Debug, Clone)]
+pub(crate) struct OAuthError {
+    pub(crate) status: StatusCode,
+    pub(crate) error: &'static str,
+    pub(crate) code: u32,
+    pub(crate) message: String,
+}
+
+impl OAuthError {
+    pub(crate) fn new(status: StatusCode, error: &'static str, code: u32, message: impl Into<String>) -> Self {
+        Self { status, error, code, message: message.into() }
+    }
+
+    pub(crate) fn invalid_request(code: u32, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", code, message)
+    }
+
+    pub(crate) fn invalid_client(code: u32, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", code, message)
+    }
+
+    /// Renders the error, echoing the caller's `client-request-id` as the correlation id.
+    pub(crate) fn render(&self, correlation_id: &str, now_unix: u64) -> Response {
+        let trace_id = uuid::Uuid::new_v4().to_string();
+        let timestamp = format_timestamp(now_unix);
+        let description = format!(
+            "AADSTS{}: {}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}",
+            self.code, self.message
+        );
+        let body = serde_json::json!({
+            "error": self.error,
+            "error_description": description,
+            "error_codes": [self.code],
+            "timestamp": timestamp,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": format!("https://login.microsoftonline.com/error?code={}", self.code),
+        });
+        json_response(self.status, &body, correlation_id)
+    }
+}
+
+/// A JSON response with Entra's caching headers and the echoed `client-request-id`.
+pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value, correlation_id: &str) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if let Ok(value) = HeaderValue::from_str(correlation_id) {
+        headers.insert("client-request-id", value);
+    }
+    response
+}
+
+/// `YYYY-MM-DD HH:MM:SSZ`, the form Entra puts in `timestamp`.
+pub(crate) fn format_timestamp(unix: u64) -> String {
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), valid for the Unix era.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_timestamp;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(format_timestamp(0), "1970-01-01 00:00:00Z");
+        assert_eq!(format_timestamp(1_735_689_600), "2025-01-01 00:00:00Z");
+        assert_eq!(format_timestamp(951_782_400 + 3661), "2000-02-29 01:01:01Z");
+    }
+}

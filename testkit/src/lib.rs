@@ -1,0 +1,265 @@
+//! `confidant-testkit`: a local emulator of Microsoft Entra ID over real HTTP on loopback, so
+//! that confidential clients (confidant's, and anyone's) can be tested offline.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), confidant_testkit::TestkitError> {
+//! use confidant_testkit::{AppConfig, Config, Testkit};
+//!
+//! let config = Config::default().app(AppConfig::new("my-app", "contoso").secret("s3cret"));
+//! let testkit = Testkit::builder().config(config).start().await?;
+//! let token_endpoint = testkit.token_endpoint("contoso");
+//! assert!(token_endpoint.starts_with("http://127.0.0.1:"));
+//! testkit.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! The testkit shares no code with the crate it tests: it issues and checks tokens with
+//! `jsonwebtoken` and parses certificates with `x509-cert`, so a bug in confidant's JOSE code
+//! cannot confirm itself.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+mod assertion;
+mod config;
+mod entra;
+mod errors;
+mod faults;
+mod keys;
+mod registry;
+
+pub use crate::config::{AppConfig, Config, FederatedCredential, SecretConfig, TenantConfig, TrustedSubject};
+pub use crate::faults::{Endpoint, Fault, RecordedRequest};
+pub use crate::keys::{TestCa, TestCertificate};
+
+/// What can fail when starting or configuring the testkit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestkitError {
+    /// Binding or serving the loopback port failed.
+    #[error("testkit server: {0}")]
+    Io(#[from] std::io::Error),
+    /// The configuration is invalid; the message names the field.
+    #[error("testkit configuration: {0}")]
+    Config(String),
+    /// Generating or parsing key material failed.
+    #[error("testkit keys: {0}")]
+    Keys(String),
+}
+
+/// A source of wall-clock time for everything the testkit issues and checks.
+pub type ClockFn = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// State shared by the handlers and the handle.
+pub(crate) struct Shared {
+    pub(crate) base_url: String,
+    pub(crate) registry: RwLock<registry::Registry>,
+    pub(crate) keys: RwLock<KeySet>,
+    pub(crate) faults: Mutex<faults::Faults>,
+    pub(crate) replay: Mutex<assertion::ReplayCache>,
+    clock: RwLock<ClockFn>,
+}
+
+pub(crate) struct KeySet {
+    /// Published keys; the first signs.
+    pub(crate) published: Vec<Arc<keys::SigningKey>>,
+}
+
+impl Shared {
+    pub(crate) fn now(&self) -> SystemTime {
+        let clock = self.clock.read().unwrap_or_else(|p| p.into_inner()).clone();
+        clock()
+    }
+
+    pub(crate) fn now_unix(&self) -> u64 {
+        self.now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+}
+
+/// Configures a [`Testkit`] before it starts.
+#[derive(Default)]
+pub struct TestkitBuilder {
+    config: Config,
+    port: u16,
+    clock: Option<ClockFn>,
+}
+
+impl std::fmt::Debug for TestkitBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestkitBuilder").field("config", &self.config).field("port", &self.port).finish()
+    }
+}
+
+impl TestkitBuilder {
+    /// Tenants and apps.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The loopback port (default 0: any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Reads time from `clock` instead of the system clock (share it with the client under test).
+    pub fn clock(mut self, clock: ClockFn) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Binds `127.0.0.1:{port}` and starts serving in the background.
+    pub async fn start(self) -> Result<Testkit, TestkitError> {
+        let registry = registry::Registry::new(&self.config)?;
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], self.port))).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            base_url: format!("http://{addr}"),
+            registry: RwLock::new(registry),
+            keys: RwLock::new(KeySet { published: vec![Arc::new(keys::SigningKey::generate()?)] }),
+            faults: Mutex::new(faults::Faults::default()),
+            replay: Mutex::new(assertion::ReplayCache::default()),
+            clock: RwLock::new(self.clock.unwrap_or_else(|| Arc::new(SystemTime::now))),
+        });
+        let router = entra::router(Arc::clone(&shared));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let result = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "testkit server stopped");
+            }
+        });
+        Ok(Testkit { shared, stop: Some(stop), server: Some(server) })
+    }
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct Testkit {
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Testkit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Testkit").field("base_url", &self.shared.base_url).finish_non_exhaustive()
+    }
+}
+
+impl Testkit {
+    /// Starts a testkit with an empty configuration on a free loopback port.
+    pub async fn start() -> Result<Self, TestkitError> {
+        Self::builder().start().await
+    }
+
+    /// Configures a testkit.
+    pub fn builder() -> TestkitBuilder {
+        TestkitBuilder::default()
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// The authority URL for `tenant`: `{base}/{tenant}`.
+    pub fn authority(&self, tenant: &str) -> String {
+        format!("{}/{tenant}", self.shared.base_url)
+    }
+
+    /// The v2.0 token endpoint for `tenant`.
+    pub fn token_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.shared.base_url)
+    }
+
+    /// The v2.0 issuer of tokens for `tenant`: `{base}/{tenant id}/v2.0`.
+    pub fn issuer(&self, tenant: &str) -> String {
+        let tid = self.tenant_id(tenant);
+        format!("{}/{tid}/v2.0", self.shared.base_url)
+    }
+
+    /// The tenant id a tenant name or domain resolves to (a GUID resolves to itself).
+    pub fn tenant_id(&self, tenant: &str) -> String {
+        self.shared.registry.read().unwrap_or_else(|p| p.into_inner()).tenant_id(tenant)
+    }
+
+    /// Registers (or replaces) an app while running.
+    pub fn register_app(&self, app: AppConfig) -> Result<(), TestkitError> {
+        self.shared.registry.write().unwrap_or_else(|p| p.into_inner()).register(app)
+    }
+
+    /// Makes the next `times` requests to `endpoint` misbehave as `fault`.
+    pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: usize) {
+        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).inject(endpoint, fault, times);
+    }
+
+    /// Requests received by `endpoint` since start (or the last [`reset_counters`](Self::reset_counters)).
+    pub fn request_count(&self, endpoint: Endpoint) -> usize {
+        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).count(endpoint)
+    }
+
+    /// The last requests received by `endpoint` (up to 256), oldest first.
+    pub fn requests(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
+        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).recorded(endpoint)
+    }
+
+    /// Forgets counts, recorded requests and pending faults.
+    pub fn reset_counters(&self) {
+        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Publishes a new signing key and signs with it from now on; the old keys stay published.
+    pub fn rotate_signing_key(&self) -> Result<String, TestkitError> {
+        let key = Arc::new(keys::SigningKey::generate()?);
+        let kid = key.kid.clone();
+        self.shared.keys.write().unwrap_or_else(|p| p.into_inner()).published.insert(0, key);
+        Ok(kid)
+    }
+
+    /// Stops publishing every key but the current signing key.
+    pub fn retire_old_signing_keys(&self) {
+        self.shared.keys.write().unwrap_or_else(|p| p.into_inner()).published.truncate(1);
+    }
+
+    /// The `kid` of the current signing key.
+    pub fn signing_key_id(&self) -> String {
+        self.shared.keys.read().unwrap_or_else(|p| p.into_inner()).published[0].kid.clone()
+    }
+
+    /// Replaces the clock.
+    pub fn set_clock(&self, clock: ClockFn) {
+        *self.shared.clock.write().unwrap_or_else(|p| p.into_inner()) = clock;
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Testkit {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `confidant-testkit serve`: the emulator as a process, for other languages and manual use.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use confidant_testkit::{Config, Testkit};
+
+#[derive(Parser)]
+#[command(name = "confidant-testkit", version, about = "A local Entra ID emulator for offline tests")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves on 127.0.0.1 until SIGTERM or Ctrl-C; prints one JSON line when ready.
+    Serve {
+        /// The port; 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// A JSON configuration file (tenants, apps).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let Cli { command: Command::Serve { port, config } } = Cli::parse();
+    let config = match config.map(|path| std::fs::read_to_string(&path).map_err(|e| (path, e.to_string()))) {
+        None => Config::default(),
+        Some(Err((path, e))) => {
+            eprintln!("confidant-testkit: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        Some(Ok(json)) => match Config::from_json(&json) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("confidant-testkit: invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let testkit = match Testkit::builder().config(config).port(port).start().await {
+        Ok(testkit) => testkit,
+        Err(e) => {
+            eprintln!("confidant-testkit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ready = serde_json::json!({ "ready": true, "base_url": testkit.base_url() });
+    println!("{ready}");
+    wait_for_shutdown().await;
+    testkit.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
