@@ -75,7 +75,7 @@ impl AzureCloud {
         }
     }
 
-    fn from_host(host: &str) -> Option<Self> {
+    pub(crate) fn from_host(host: &str) -> Option<Self> {
         [
             AzureCloud::Public,
             AzureCloud::UsGovernment,

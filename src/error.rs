@@ -2,7 +2,10 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
 use crate::http::TransportError;
+use crate::server_error::{ServerError, ServerErrorClass};
 use crate::signer::SignerError;
 
 /// Everything that can go wrong in confidant.
@@ -27,6 +30,10 @@ pub enum Error {
     /// DNS, TLS, connect, timeout or an oversized body.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The authority answered the token request with an error (RFC 6749 §5.2), or with a
+    /// throttling or server-failure status; [`ServerError::class`] says which.
+    #[error("token request rejected: {0}")]
+    Server(#[from] ServerError),
     /// A server answered, but not in the shape its protocol requires (for example a discovery
     /// document without `token_endpoint`, or whose `issuer` differs from the one asked for).
     #[error("invalid response: {0}")]
@@ -47,6 +54,24 @@ pub enum ErrorKind {
     Transport,
     /// See [`Error::InvalidResponse`].
     InvalidResponse,
+    /// [`ServerErrorClass::InvalidClient`].
+    InvalidClient,
+    /// [`ServerErrorClass::UnauthorizedClient`].
+    UnauthorizedClient,
+    /// [`ServerErrorClass::InvalidScope`].
+    InvalidScope,
+    /// [`ServerErrorClass::InvalidGrant`].
+    InvalidGrant,
+    /// [`ServerErrorClass::InteractionRequired`].
+    InteractionRequired,
+    /// [`ServerErrorClass::InvalidRequest`].
+    InvalidRequest,
+    /// [`ServerErrorClass::Throttled`].
+    Throttled,
+    /// [`ServerErrorClass::ServiceUnavailable`].
+    ServiceUnavailable,
+    /// [`ServerErrorClass::Other`].
+    ServerRejected,
 }
 
 impl ErrorKind {
@@ -58,6 +83,15 @@ impl ErrorKind {
             ErrorKind::Configuration => "configuration",
             ErrorKind::Transport => "transport",
             ErrorKind::InvalidResponse => "invalid_response",
+            ErrorKind::InvalidClient => "invalid_client",
+            ErrorKind::UnauthorizedClient => "unauthorized_client",
+            ErrorKind::InvalidScope => "invalid_scope",
+            ErrorKind::InvalidGrant => "invalid_grant",
+            ErrorKind::InteractionRequired => "interaction_required",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::ServiceUnavailable => "service_unavailable",
+            ErrorKind::ServerRejected => "server_rejected",
         }
     }
 }
@@ -77,7 +111,58 @@ impl Error {
             Error::Configuration(_) => ErrorKind::Configuration,
             Error::Transport(_) => ErrorKind::Transport,
             Error::InvalidResponse(_) => ErrorKind::InvalidResponse,
+            Error::Server(e) => match e.class() {
+                ServerErrorClass::InvalidClient => ErrorKind::InvalidClient,
+                ServerErrorClass::UnauthorizedClient => ErrorKind::UnauthorizedClient,
+                ServerErrorClass::InvalidScope => ErrorKind::InvalidScope,
+                ServerErrorClass::InvalidGrant => ErrorKind::InvalidGrant,
+                ServerErrorClass::InteractionRequired => ErrorKind::InteractionRequired,
+                ServerErrorClass::InvalidRequest => ErrorKind::InvalidRequest,
+                ServerErrorClass::Throttled => ErrorKind::Throttled,
+                ServerErrorClass::ServiceUnavailable => ErrorKind::ServiceUnavailable,
+                _ => ErrorKind::ServerRejected,
+            },
         }
+    }
+
+    /// The authority's error, if it answered with one.
+    pub fn server_error(&self) -> Option<&ServerError> {
+        match self {
+            Error::Server(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The authority rejected the client's credential (`invalid_client`).
+    pub fn is_invalid_client(&self) -> bool {
+        self.kind() == ErrorKind::InvalidClient
+    }
+
+    /// Throttled: wait [`Error::retry_after`] before the next request.
+    pub fn is_throttled(&self) -> bool {
+        self.kind() == ErrorKind::Throttled
+    }
+
+    /// The authority reported a failure on its side (5xx).
+    pub fn is_service_unavailable(&self) -> bool {
+        self.kind() == ErrorKind::ServiceUnavailable
+    }
+
+    /// How long the authority asked to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.server_error().and_then(ServerError::retry_after)
+    }
+
+    /// The claims challenge carried by the error, to replay in a step-up request.
+    pub fn claims_challenge(&self) -> Option<&str> {
+        self.server_error().and_then(ServerError::claims)
+    }
+
+    /// The authority refused the request itself (any OAuth error but throttling and 5xx): the
+    /// same request will fail again.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, Error::Server(e)
+            if !matches!(e.class(), ServerErrorClass::Throttled | ServerErrorClass::ServiceUnavailable))
     }
 
     /// A key, certificate or signing failure; [`Error::signer_error`] has the details.
@@ -105,11 +190,16 @@ impl Error {
         matches!(self, Error::InvalidResponse(_))
     }
 
-    /// The same request may succeed later: a timeout or a connection failure.
+    /// The same request may succeed later: a timeout, a connection failure, throttling or a
+    /// server failure.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport(e) => e.is_retryable(),
             Error::Signer(e) => e.is_retryable(),
+            Error::Server(e) => matches!(
+                e.class(),
+                ServerErrorClass::Throttled | ServerErrorClass::ServiceUnavailable
+            ),
             _ => false,
         }
     }

@@ -17,10 +17,14 @@ compile_error!(
 
 mod assertion;
 pub mod authority;
+pub mod cache;
 mod clock;
+pub mod credential;
 mod error;
+mod flows;
 pub mod http;
 mod secret;
+mod server_error;
 pub mod signer;
 
 pub use crate::assertion::{
@@ -28,9 +32,15 @@ pub use crate::assertion::{
     MAX_LIFETIME as MAX_ASSERTION_LIFETIME, ThumbprintHeader,
 };
 pub use crate::authority::Authority;
-pub use crate::clock::{Clock, SystemClock};
+pub use crate::cache::{CacheOptions, TokenCache};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::error::{Error, ErrorKind};
+pub use crate::flows::{
+    AuthenticationResult, ClientBuilder, ClientCredentialsRequest, ConfidentialClient,
+    NoCredential, TokenSource, WithCredential,
+};
 pub use crate::secret::{AccessToken, ClientSecret, Password};
+pub use crate::server_error::{ServerError, ServerErrorClass};
 pub use crate::signer::{
     Algorithm, Backend, Certificate, PemSigner, Pkcs12Signer, Signature, Signer, SignerError,
     SignerErrorKind, SignerOptions,

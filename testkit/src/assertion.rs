@@ -28,7 +28,9 @@ impl ReplayCache {
     /// Records `jti`; false if it was seen and has not expired.
     fn first_use(&mut self, client_id: &str, jti: &str, exp: u64, now: u64) -> bool {
         self.seen.retain(|_, expires| *expires + SKEW >= now);
-        self.seen.insert((client_id.to_owned(), jti.to_owned()), exp).is_none()
+        self.seen
+            .insert((client_id.to_owned(), jti.to_owned()), exp)
+            .is_none()
     }
 }
 
@@ -47,10 +49,18 @@ fn peek_claims(jwt: &str) -> Option<Value> {
 }
 
 /// Checks a `client_assertion` for `app` posted to `audience` (the token endpoint URL).
-pub(crate) fn verify(shared: &Shared, app: &App, jwt: &str, audience: &str) -> Result<(), OAuthError> {
+pub(crate) fn verify(
+    shared: &Shared,
+    app: &App,
+    jwt: &str,
+    audience: &str,
+) -> Result<(), OAuthError> {
     let malformed = || OAuthError::invalid_request(50027, "JWT token is invalid or malformed.");
     let claims = peek_claims(jwt).ok_or_else(malformed)?;
-    let issuer = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+    let issuer = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if issuer != app.config.client_id && !app.config.federated_credentials.is_empty() {
         return verify_federated(shared, app, jwt, &claims);
     }
@@ -59,14 +69,20 @@ pub(crate) fn verify(shared: &Shared, app: &App, jwt: &str, audience: &str) -> R
     let alg = header.alg;
     if !matches!(
         alg,
-        jsonwebtoken::Algorithm::RS256 | jsonwebtoken::Algorithm::PS256 | jsonwebtoken::Algorithm::ES256
+        jsonwebtoken::Algorithm::RS256
+            | jsonwebtoken::Algorithm::PS256
+            | jsonwebtoken::Algorithm::ES256
     ) {
-        return Err(signature_error(format!("Client assertion algorithm {alg:?} is not supported.")));
+        return Err(signature_error(format!(
+            "Client assertion algorithm {alg:?} is not supported."
+        )));
     }
     let certificate = find_certificate(shared, app, &header)?;
     let rsa_alg = alg != jsonwebtoken::Algorithm::ES256;
     if certificate.key.is_rsa() != rsa_alg {
-        return Err(signature_error("Client assertion algorithm does not match the certificate key."));
+        return Err(signature_error(
+            "Client assertion algorithm does not match the certificate key.",
+        ));
     }
     let key = certificate.key.decoding_key().map_err(signature_error)?;
     let mut validation = jsonwebtoken::Validation::new(alg);
@@ -76,14 +92,26 @@ pub(crate) fn verify(shared: &Shared, app: &App, jwt: &str, audience: &str) -> R
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     let verified = jsonwebtoken::decode::<Value>(jwt, &key, &validation)
-        .map_err(|e| signature_error(format!("Client assertion failed signature validation: {e}.")))?
+        .map_err(|e| {
+            signature_error(format!(
+                "Client assertion failed signature validation: {e}."
+            ))
+        })?
         .claims;
 
     check_claims(shared, app, &verified, audience)
 }
 
-fn find_certificate(shared: &Shared, app: &App, header: &jsonwebtoken::Header) -> Result<ParsedCertificate, OAuthError> {
-    if let Some(x5c) = header.x5c.as_ref().filter(|_| !app.config.trusted_subjects.is_empty()) {
+fn find_certificate(
+    shared: &Shared,
+    app: &App,
+    header: &jsonwebtoken::Header,
+) -> Result<ParsedCertificate, OAuthError> {
+    if let Some(x5c) = header
+        .x5c
+        .as_ref()
+        .filter(|_| !app.config.trusted_subjects.is_empty())
+    {
         return subject_name_certificate(shared, app, x5c);
     }
     if let Some(s256) = &header.x5t_s256 {
@@ -95,7 +123,9 @@ fn find_certificate(shared: &Shared, app: &App, header: &jsonwebtoken::Header) -
             return Ok(c.clone());
         }
     } else {
-        return Err(signature_error("Client assertion contains no x5t, x5t#S256 or x5c header."));
+        return Err(signature_error(
+            "Client assertion contains no x5t, x5t#S256 or x5c header.",
+        ));
     }
     Err(signature_error(format!(
         "The certificate with identifier used to sign the client assertion is not registered on application {}.",
@@ -105,14 +135,28 @@ fn find_certificate(shared: &Shared, app: &App, header: &jsonwebtoken::Header) -
 
 /// Subject name + issuer: the `x5c` leaf must carry a trusted subject and issuer and chain to a
 /// configured certificate authority.
-fn subject_name_certificate(shared: &Shared, app: &App, x5c: &[String]) -> Result<ParsedCertificate, OAuthError> {
+fn subject_name_certificate(
+    shared: &Shared,
+    app: &App,
+    x5c: &[String],
+) -> Result<ParsedCertificate, OAuthError> {
     let mut chain = Vec::new();
     for entry in x5c {
-        let der = STANDARD.decode(entry).map_err(|_| signature_error("x5c entries must be standard base64 DER."))?;
+        let der = STANDARD
+            .decode(entry)
+            .map_err(|_| signature_error("x5c entries must be standard base64 DER."))?;
         chain.push(ParsedCertificate::from_der(&der).map_err(signature_error)?);
     }
-    let leaf = chain.first().cloned().ok_or_else(|| signature_error("x5c is empty."))?;
-    if !app.config.trusted_subjects.iter().any(|t| t.subject == leaf.subject && t.issuer == leaf.issuer) {
+    let leaf = chain
+        .first()
+        .cloned()
+        .ok_or_else(|| signature_error("x5c is empty."))?;
+    if !app
+        .config
+        .trusted_subjects
+        .iter()
+        .any(|t| t.subject == leaf.subject && t.issuer == leaf.issuer)
+    {
         return Err(signature_error(format!(
             "No subject name + issuer registration on application {} matches the x5c certificate.",
             app.config.client_id
@@ -132,20 +176,35 @@ fn subject_name_certificate(shared: &Shared, app: &App, x5c: &[String]) -> Resul
         .iter()
         .any(|ca| (top.x5t_s256 == ca.x5t_s256 || top.is_signed_by(ca)) && ca.is_valid_at(now));
     if !anchored || !chain.iter().all(|c| c.is_valid_at(now)) {
-        return Err(signature_error("The x5c chain does not lead to a trusted, valid certificate authority."));
+        return Err(signature_error(
+            "The x5c chain does not lead to a trusted, valid certificate authority.",
+        ));
     }
     Ok(leaf)
 }
 
-fn check_claims(shared: &Shared, app: &App, claims: &Value, audience: &str) -> Result<(), OAuthError> {
+fn check_claims(
+    shared: &Shared,
+    app: &App,
+    claims: &Value,
+    audience: &str,
+) -> Result<(), OAuthError> {
     let client_id = &app.config.client_id;
     let now = shared.now_unix();
-    let time_error = |m: &str| OAuthError::invalid_client(700024, format!("Client assertion is not within its valid time range. {m}"));
+    let time_error = |m: &str| {
+        OAuthError::invalid_client(
+            700024,
+            format!("Client assertion is not within its valid time range. {m}"),
+        )
+    };
     let int = |name: &str| -> Result<Option<u64>, OAuthError> {
         match claims.get(name) {
             None => Ok(None),
             Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                OAuthError::invalid_request(50027, format!("Claim `{name}` must be an integer number of seconds."))
+                OAuthError::invalid_request(
+                    50027,
+                    format!("Claim `{name}` must be an integer number of seconds."),
+                )
             }),
         }
     };
@@ -157,10 +216,14 @@ fn check_claims(shared: &Shared, app: &App, claims: &Value, audience: &str) -> R
     if !aud_ok {
         return Err(OAuthError::invalid_client(
             700023,
-            format!("Client assertion audience claim does not match the token endpoint {audience}."),
+            format!(
+                "Client assertion audience claim does not match the token endpoint {audience}."
+            ),
         ));
     }
-    if claims.get("iss").and_then(Value::as_str) != Some(client_id) || claims.get("sub").and_then(Value::as_str) != Some(client_id) {
+    if claims.get("iss").and_then(Value::as_str) != Some(client_id)
+        || claims.get("sub").and_then(Value::as_str) != Some(client_id)
+    {
         return Err(OAuthError::invalid_client(
             700021,
             "Client assertion application identifier doesn't match 'client_id' parameter.",
@@ -179,11 +242,21 @@ fn check_claims(shared: &Shared, app: &App, claims: &Value, audience: &str) -> R
     if exp.saturating_sub(start) > MAX_LIFETIME {
         return Err(time_error("Its lifetime exceeds 10 minutes."));
     }
-    let jti = claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty());
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .filter(|j| !j.is_empty());
     let Some(jti) = jti else {
-        return Err(OAuthError::invalid_request(50027, "Client assertion has no jti."));
+        return Err(OAuthError::invalid_request(
+            50027,
+            "Client assertion has no jti.",
+        ));
     };
-    let first = shared.replay.lock().unwrap_or_else(|p| p.into_inner()).first_use(client_id, jti, exp, now);
+    let first = shared
+        .replay
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .first_use(client_id, jti, exp, now);
     if !first {
         return Err(OAuthError::invalid_client(
             700027,
@@ -194,7 +267,12 @@ fn check_claims(shared: &Shared, app: &App, claims: &Value, audience: &str) -> R
 }
 
 /// A federated token: an external issuer's JWT for a subject the app trusts.
-fn verify_federated(shared: &Shared, app: &App, jwt: &str, claims: &Value) -> Result<(), OAuthError> {
+fn verify_federated(
+    shared: &Shared,
+    app: &App,
+    jwt: &str,
+    claims: &Value,
+) -> Result<(), OAuthError> {
     let no_match = || {
         OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -203,8 +281,14 @@ fn verify_federated(shared: &Shared, app: &App, jwt: &str, claims: &Value) -> Re
             "No matching federated identity record found for presented assertion.",
         )
     };
-    let issuer = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
-    let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+    let issuer = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
         Some(Value::Array(values)) => values.iter().filter_map(Value::as_str).collect(),
@@ -214,12 +298,17 @@ fn verify_federated(shared: &Shared, app: &App, jwt: &str, claims: &Value) -> Re
         .config
         .federated_credentials
         .iter()
-        .find(|c| c.issuer == issuer && c.subject == subject && c.audiences.iter().any(|a| audiences.contains(&a.as_str())))
+        .find(|c| {
+            c.issuer == issuer
+                && c.subject == subject
+                && c.audiences.iter().any(|a| audiences.contains(&a.as_str()))
+        })
         .ok_or_else(no_match)?;
     let header = jsonwebtoken::decode_header(jwt).map_err(|_| no_match())?;
     let key = match &credential.jwks {
         Some(jwks) => {
-            let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).map_err(|_| no_match())?;
+            let set: jsonwebtoken::jwk::JwkSet =
+                serde_json::from_value(jwks.clone()).map_err(|_| no_match())?;
             let jwk = match &header.kid {
                 Some(kid) => set.find(kid),
                 None => set.keys.first(),
@@ -234,8 +323,9 @@ fn verify_federated(shared: &Shared, app: &App, jwt: &str, claims: &Value) -> Re
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    jsonwebtoken::decode::<Value>(jwt, &key, &validation)
-        .map_err(|e| signature_error(format!("Federated token failed signature validation: {e}.")))?;
+    jsonwebtoken::decode::<Value>(jwt, &key, &validation).map_err(|e| {
+        signature_error(format!("Federated token failed signature validation: {e}."))
+    })?;
     let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
     if shared.now_unix() > exp + SKEW {
         return Err(OAuthError::invalid_client(
@@ -252,5 +342,8 @@ fn own_key(shared: &Shared, issuer: &str, kid: Option<&str>) -> Option<jsonwebto
         return None;
     }
     let keys = shared.keys.read().unwrap_or_else(|p| p.into_inner());
-    keys.published.iter().find(|k| Some(k.kid.as_str()) == kid).map(|k| k.decoding.clone())
+    keys.published
+        .iter()
+        .find(|k| Some(k.kid.as_str()) == kid)
+        .map(|k| k.decoding.clone())
 }

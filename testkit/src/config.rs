@@ -79,7 +79,10 @@ pub struct TenantConfig {
 impl TenantConfig {
     /// A tenant with its id and domains.
     pub fn new(id: impl Into<String>, domains: &[&str]) -> Self {
-        Self { id: id.into(), domains: domains.iter().map(|d| (*d).to_owned()).collect() }
+        Self {
+            id: id.into(),
+            domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+        }
     }
 }
 
@@ -151,13 +154,19 @@ impl AppConfig {
 
     /// Adds a client secret that never expires.
     pub fn secret(mut self, value: impl Into<String>) -> Self {
-        self.secrets.push(SecretConfig { value: value.into(), expires_at: None });
+        self.secrets.push(SecretConfig {
+            value: value.into(),
+            expires_at: None,
+        });
         self
     }
 
     /// Adds a client secret that expires at `expires_at` (Unix seconds).
     pub fn secret_expiring(mut self, value: impl Into<String>, expires_at: u64) -> Self {
-        self.secrets.push(SecretConfig { value: value.into(), expires_at: Some(expires_at) });
+        self.secrets.push(SecretConfig {
+            value: value.into(),
+            expires_at: Some(expires_at),
+        });
         self
     }
 
@@ -168,8 +177,15 @@ impl AppConfig {
     }
 
     /// Trusts certificates with this subject and issuer, presented in `x5c`.
-    pub fn trusted_subject(mut self, subject: impl Into<String>, issuer: impl Into<String>) -> Self {
-        self.trusted_subjects.push(TrustedSubject { subject: subject.into(), issuer: issuer.into() });
+    pub fn trusted_subject(
+        mut self,
+        subject: impl Into<String>,
+        issuer: impl Into<String>,
+    ) -> Self {
+        self.trusted_subjects.push(TrustedSubject {
+            subject: subject.into(),
+            issuer: issuer.into(),
+        });
         self
     }
 

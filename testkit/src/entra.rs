@@ -24,13 +24,22 @@ const MULTI_TENANT: &[&str] = &["common", "organizations", "consumers"];
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery_v2))
-        .route("/{tenant}/.well-known/openid-configuration", get(discovery_v1))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(discovery_v2),
+        )
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(discovery_v1),
+        )
         .route("/{tenant}/discovery/v2.0/keys", get(jwks_v2))
         .route("/{tenant}/discovery/keys", get(jwks_v1))
         .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/{tenant}/oauth2/token", post(token_v1))
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&shared), crate::faults::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            crate::faults::middleware,
+        ))
         .with_state(shared)
 }
 
@@ -48,12 +57,20 @@ fn tenant_parts(shared: &Shared, tenant: &str) -> (String, String) {
     if MULTI_TENANT.contains(&lower.as_str()) {
         (lower, "{tenantid}".to_owned())
     } else {
-        let tid = shared.registry.read().unwrap_or_else(|p| p.into_inner()).tenant_id(tenant);
+        let tid = shared
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .tenant_id(tenant);
         (tid.clone(), tid)
     }
 }
 
-async fn discovery_v2(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+async fn discovery_v2(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let base = &shared.base_url;
     let (segment, tid) = tenant_parts(&shared, &tenant);
     let body = json!({
@@ -78,7 +95,11 @@ async fn discovery_v2(State(shared): State<Arc<Shared>>, Path(tenant): Path<Stri
     json_response(StatusCode::OK, &body, &correlation_id(&headers))
 }
 
-async fn discovery_v1(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+async fn discovery_v1(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let base = &shared.base_url;
     let (segment, tid) = tenant_parts(&shared, &tenant);
     let body = json!({
@@ -111,14 +132,26 @@ fn jwks(shared: &Shared, tenant: &str, issuer_suffix: &str, headers: &HeaderMap)
             jwk
         })
         .collect();
-    json_response(StatusCode::OK, &json!({ "keys": keys }), &correlation_id(headers))
+    json_response(
+        StatusCode::OK,
+        &json!({ "keys": keys }),
+        &correlation_id(headers),
+    )
 }
 
-async fn jwks_v2(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+async fn jwks_v2(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     jwks(&shared, &tenant, "/v2.0", &headers)
 }
 
-async fn jwks_v1(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap) -> Response {
+async fn jwks_v1(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     jwks(&shared, &tenant, "/", &headers)
 }
 
@@ -128,15 +161,31 @@ enum Version {
     V2,
 }
 
-async fn token_v2(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token_v2(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     token(&shared, &tenant, &headers, &body, Version::V2)
 }
 
-async fn token_v1(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token_v1(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     token(&shared, &tenant, &headers, &body, Version::V1)
 }
 
-fn token(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8], version: Version) -> Response {
+fn token(
+    shared: &Shared,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    version: Version,
+) -> Response {
     let correlation_id = correlation_id(headers);
     match token_response(shared, tenant, headers, body, version) {
         Ok(body) => json_response(StatusCode::OK, &body, &correlation_id),
@@ -146,8 +195,14 @@ fn token(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8], versio
 
 /// The form fields, refusing repeated ones.
 fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
         return Err(OAuthError::invalid_request(
             900144,
             "The request body must contain the following parameter: 'grant_type'. (Content-Type must be application/x-www-form-urlencoded.)",
@@ -156,25 +211,36 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>,
     let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     for (i, (name, _)) in form.iter().enumerate() {
         if form[..i].iter().any(|(n, _)| n == name) {
-            return Err(OAuthError::invalid_request(90015, format!("Parameter '{name}' is duplicated.")));
+            return Err(OAuthError::invalid_request(
+                90015,
+                format!("Parameter '{name}' is duplicated."),
+            ));
         }
     }
     Ok(form)
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    form.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn required<'a>(form: &'a [(String, String)], name: &str) -> Result<&'a str, OAuthError> {
     field(form, name).filter(|v| !v.is_empty()).ok_or_else(|| {
-        OAuthError::invalid_request(900144, format!("The request body must contain the following parameter: '{name}'."))
+        OAuthError::invalid_request(
+            900144,
+            format!("The request body must contain the following parameter: '{name}'."),
+        )
     })
 }
 
 /// `client_id` and secret from `Authorization: Basic` (RFC 6749 §2.3.1), if present.
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(None);
     };
     let Some(encoded) = value.strip_prefix("Basic ") else {
@@ -184,11 +250,24 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-    let decode = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
-    Ok(Some((decode(id).ok_or_else(bad)?, decode(secret).ok_or_else(bad)?)))
+    let decode = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Ok(Some((
+        decode(id).ok_or_else(bad)?,
+        decode(secret).ok_or_else(bad)?,
+    )))
 }
 
-fn token_response(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8], version: Version) -> Result<Value, OAuthError> {
+fn token_response(
+    shared: &Shared,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    version: Version,
+) -> Result<Value, OAuthError> {
     let form = parse_form(headers, body)?;
     let grant_type = required(&form, "grant_type")?;
     if grant_type != "client_credentials" {
@@ -208,7 +287,10 @@ fn token_response(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8
     let basic = basic_credentials(headers)?;
     let client_id = match (&basic, field(&form, "client_id")) {
         (Some((id, _)), Some(form_id)) if id != form_id => {
-            return Err(OAuthError::invalid_request(900144, "client_id in the body and in HTTP Basic differ."));
+            return Err(OAuthError::invalid_request(
+                900144,
+                "client_id in the body and in HTTP Basic differ.",
+            ));
         }
         (Some((id, _)), _) => id.clone(),
         (None, _) => required(&form, "client_id")?.to_owned(),
@@ -230,7 +312,11 @@ fn token_response(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8
     let endpoint = format!(
         "{}/{tenant}/{}",
         shared.base_url,
-        if version == Version::V2 { "oauth2/v2.0/token" } else { "oauth2/token" }
+        if version == Version::V2 {
+            "oauth2/v2.0/token"
+        } else {
+            "oauth2/token"
+        }
     );
     let acr = authenticate(shared, &app, &form, basic.map(|(_, s)| s), &endpoint)?;
 
@@ -245,7 +331,9 @@ fn token_response(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8
                         StatusCode::BAD_REQUEST,
                         "invalid_scope",
                         1002012,
-                        format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+                        format!(
+                            "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                        ),
                     ));
                 }
                 _ => {
@@ -253,7 +341,9 @@ fn token_response(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8
                         StatusCode::BAD_REQUEST,
                         "invalid_scope",
                         70011,
-                        format!("The provided request must include a single 'scope' input parameter; got '{scope}'."),
+                        format!(
+                            "The provided request must include a single 'scope' input parameter; got '{scope}'."
+                        ),
                     ));
                 }
             }
@@ -286,7 +376,9 @@ fn authenticate(
 ) -> Result<&'static str, OAuthError> {
     let posted_secret = field(form, "client_secret").map(str::to_owned);
     let assertion = field(form, "client_assertion");
-    let methods = usize::from(posted_secret.is_some()) + usize::from(basic_secret.is_some()) + usize::from(assertion.is_some());
+    let methods = usize::from(posted_secret.is_some())
+        + usize::from(basic_secret.is_some())
+        + usize::from(assertion.is_some());
     if methods > 1 {
         return Err(OAuthError::invalid_request(
             900144,
@@ -298,7 +390,10 @@ fn authenticate(
         return match app.config.secrets.iter().find(|s| s.value == secret) {
             Some(s) if s.expires_at.is_some_and(|e| e <= now) => Err(OAuthError::invalid_client(
                 7000222,
-                format!("The provided client secret keys for app '{}' are expired.", app.config.client_id),
+                format!(
+                    "The provided client secret keys for app '{}' are expired.",
+                    app.config.client_id
+                ),
             )),
             Some(_) => Ok(SECRET_AUTH),
             None => Err(OAuthError::invalid_client(
@@ -331,25 +426,46 @@ fn issue_app_token(
     resource: &Resource,
     acr: &str,
 ) -> Result<Value, OAuthError> {
-    let lifetime = shared.registry.read().unwrap_or_else(|p| p.into_inner()).token_lifetime_secs;
+    let lifetime = shared
+        .registry
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .token_lifetime_secs;
     let now = shared.now_unix();
     let (audience, version, roles) = match resource {
         Resource::App(api) => {
             let version = api.config.access_token_version.unwrap_or(2);
-            let audience = if version == 2 { api.config.client_id.clone() } else { resource_name.to_owned() };
-            let names = [api.config.client_id.clone(), format!("api://{}", api.config.client_id)];
+            let audience = if version == 2 {
+                api.config.client_id.clone()
+            } else {
+                resource_name.to_owned()
+            };
+            let names = [
+                api.config.client_id.clone(),
+                format!("api://{}", api.config.client_id),
+            ];
             let granted: Vec<String> = app
                 .config
                 .granted_roles
                 .iter()
-                .filter(|(r, _)| names.iter().chain(api.config.identifier_uris.iter()).any(|n| n.eq_ignore_ascii_case(r)))
+                .filter(|(r, _)| {
+                    names
+                        .iter()
+                        .chain(api.config.identifier_uris.iter())
+                        .any(|n| n.eq_ignore_ascii_case(r))
+                })
                 .flat_map(|(_, roles)| roles.iter().cloned())
                 .filter(|r| api.config.app_roles.contains(r))
                 .collect();
             (audience, version, granted)
         }
         Resource::FirstParty(uri) => {
-            let granted = app.config.granted_roles.get(uri.as_str()).cloned().unwrap_or_default();
+            let granted = app
+                .config
+                .granted_roles
+                .get(uri.as_str())
+                .cloned()
+                .unwrap_or_default();
             (uri.clone(), 1, granted)
         }
     };
@@ -397,13 +513,23 @@ fn issue_app_token(
 pub(crate) fn sign(shared: &Shared, claims: &Value) -> Result<String, OAuthError> {
     let keys = shared.keys.read().unwrap_or_else(|p| p.into_inner());
     let key = keys.published.first().ok_or_else(|| {
-        OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 90033, "No signing key.")
+        OAuthError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            90033,
+            "No signing key.",
+        )
     })?;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.typ = Some("JWT".to_owned());
     header.kid = Some(key.kid.clone());
     header.x5t = Some(key.kid.clone());
     jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| {
-        OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 90033, format!("Signing failed: {e}"))
+        OAuthError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            90033,
+            format!("Signing failed: {e}"),
+        )
     })
 }

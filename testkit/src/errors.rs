@@ -13,8 +13,18 @@ pub(crate) struct OAuthError {
 }
 
 impl OAuthError {
-    pub(crate) fn new(status: StatusCode, error: &'static str, code: u32, message: impl Into<String>) -> Self {
-        Self { status, error, code, message: message.into() }
+    pub(crate) fn new(
+        status: StatusCode,
+        error: &'static str,
+        code: u32,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            error,
+            code,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn invalid_request(code: u32, message: impl Into<String>) -> Self {
@@ -47,11 +57,21 @@ impl OAuthError {
 }
 
 /// A JSON response with Entra's caching headers and the echoed `client-request-id`.
-pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value, correlation_id: &str) -> Response {
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: &serde_json::Value,
+    correlation_id: &str,
+) -> Response {
     let mut response = (status, body.to_string()).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     if let Ok(value) = HeaderValue::from_str(correlation_id) {
         headers.insert("client-request-id", value);

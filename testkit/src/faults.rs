@@ -65,12 +65,18 @@ pub enum Fault {
 impl Fault {
     /// `status` with no `Retry-After`.
     pub fn status(status: u16) -> Self {
-        Fault::Status { status, retry_after: None }
+        Fault::Status {
+            status,
+            retry_after: None,
+        }
     }
 
     /// 429 Too Many Requests with `Retry-After: {seconds}`.
     pub fn throttled(seconds: u64) -> Self {
-        Fault::Status { status: 429, retry_after: Some(seconds) }
+        Fault::Status {
+            status: 429,
+            retry_after: Some(seconds),
+        }
     }
 }
 
@@ -93,7 +99,10 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body decoded as `application/x-www-form-urlencoded` pairs.
@@ -103,7 +112,10 @@ impl RecordedRequest {
 
     /// The first value of form field `name`.
     pub fn form_value(&self, name: &str) -> Option<String> {
-        self.form().into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.form()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -130,7 +142,10 @@ impl Faults {
     }
 
     pub(crate) fn recorded(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
-        self.recorded.get(&endpoint).map(|q| q.iter().cloned().collect()).unwrap_or_default()
+        self.recorded
+            .get(&endpoint)
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub(crate) fn clear(&mut self) {
@@ -139,7 +154,11 @@ impl Faults {
 }
 
 /// Counts and records the request, then applies the next pending fault for its endpoint.
-pub(crate) async fn middleware(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+pub(crate) async fn middleware(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let endpoint = Endpoint::of_path(request.uri().path());
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
@@ -159,11 +178,19 @@ pub(crate) async fn middleware(State(shared): State<Arc<Shared>>, request: Reque
             headers: parts
                 .headers
                 .iter()
-                .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             body: body.to_vec(),
         });
-        faults.pending.get_mut(&endpoint).and_then(VecDeque::pop_front)
+        faults
+            .pending
+            .get_mut(&endpoint)
+            .and_then(VecDeque::pop_front)
     };
     let correlation_id = parts
         .headers
@@ -178,23 +205,40 @@ pub(crate) async fn middleware(State(shared): State<Arc<Shared>>, request: Reque
             tokio::time::sleep(delay).await;
             next.run(request).await
         }
-        Some(Fault::Status { status, retry_after }) => {
+        Some(Fault::Status {
+            status,
+            retry_after,
+        }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let (error, code) = if status == StatusCode::TOO_MANY_REQUESTS {
                 ("temporarily_unavailable", 50196)
             } else {
                 ("temporarily_unavailable", 90033)
             };
-            let mut response = OAuthError::new(status, error, code, "injected fault: the service is unavailable")
-                .render(&correlation_id, shared.now_unix());
+            let mut response = OAuthError::new(
+                status,
+                error,
+                code,
+                "injected fault: the service is unavailable",
+            )
+            .render(&correlation_id, shared.now_unix());
             if let Some(seconds) = retry_after {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             response
         }
         Some(Fault::Garbage) => {
-            let mut response = (StatusCode::OK, "<html><body>Service Unavailable</body></html>").into_response();
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let mut response = (
+                StatusCode::OK,
+                "<html><body>Service Unavailable</body></html>",
+            )
+                .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             response
         }
         Some(Fault::Truncated) => broken_body(Some(r#"{"token_type":"Bearer","expires_in":35"#)),
@@ -208,10 +252,16 @@ fn broken_body(prefix: Option<&'static str>) -> Response {
     if let Some(prefix) = prefix {
         chunks.push(Ok(prefix.as_bytes()));
     }
-    chunks.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "injected fault")));
+    chunks.push(Err(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "injected fault",
+    )));
     let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("4096"));
     response
 }

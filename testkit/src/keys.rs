@@ -36,7 +36,12 @@ impl SigningKey {
             "x5c": [STANDARD.encode(&cert.cert_der)],
             "cloud_instance_name": "microsoftonline.com",
         });
-        Ok(Self { kid, encoding, decoding, jwk })
+        Ok(Self {
+            kid,
+            encoding,
+            decoding,
+            jwk,
+        })
     }
 }
 
@@ -46,7 +51,10 @@ pub(crate) fn rsa_components(spki_der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Test
         .map_err(|e| TestkitError::Keys(format!("public key: {e}")))?;
     let key = pkcs1::RsaPublicKey::from_der(spki.subject_public_key.raw_bytes())
         .map_err(|e| TestkitError::Keys(format!("RSA public key: {e}")))?;
-    Ok((key.modulus.as_bytes().to_vec(), key.public_exponent.as_bytes().to_vec()))
+    Ok((
+        key.modulus.as_bytes().to_vec(),
+        key.public_exponent.as_bytes().to_vec(),
+    ))
 }
 
 /// A freshly generated RSA-2048 key with a certificate, for registering an app in a test.
@@ -105,7 +113,12 @@ impl TestCertificate {
         Self::assemble(common_name, cert.der().to_vec(), cert.pem(), &key)
     }
 
-    fn assemble(common_name: &str, cert_der: Vec<u8>, cert_pem: String, key: &KeyPair) -> Result<Self, TestkitError> {
+    fn assemble(
+        common_name: &str,
+        cert_der: Vec<u8>,
+        cert_pem: String,
+        key: &KeyPair,
+    ) -> Result<Self, TestkitError> {
         use der::Encode as _;
         let parsed = x509_cert::Certificate::from_der(&cert_der)
             .map_err(|e| TestkitError::Keys(format!("generated certificate: {e}")))?;
@@ -145,7 +158,9 @@ pub struct TestCa {
 
 impl std::fmt::Debug for TestCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestCa").field("subject", &self.subject).finish_non_exhaustive()
+        f.debug_struct("TestCa")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
     }
 }
 
@@ -167,7 +182,9 @@ impl TestCa {
     /// then this CA.
     pub fn issue(&self, common_name: &str) -> Result<TestCertificate, TestkitError> {
         let key = KeyPair::generate_for(&PKCS_RSA_SHA256).map_err(keys_error)?;
-        let cert = params(common_name).signed_by(&key, &self.issuer).map_err(keys_error)?;
+        let cert = params(common_name)
+            .signed_by(&key, &self.issuer)
+            .map_err(keys_error)?;
         let pem = format!("{}{}", cert.pem(), self.cert_pem);
         TestCertificate::assemble(common_name, cert.der().to_vec(), pem, &key)
     }

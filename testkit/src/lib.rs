@@ -19,7 +19,12 @@
 //! cannot confirm itself.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -37,7 +42,9 @@ mod faults;
 mod keys;
 mod registry;
 
-pub use crate::config::{AppConfig, Config, FederatedCredential, SecretConfig, TenantConfig, TrustedSubject};
+pub use crate::config::{
+    AppConfig, Config, FederatedCredential, SecretConfig, TenantConfig, TrustedSubject,
+};
 pub use crate::faults::{Endpoint, Fault, RecordedRequest};
 pub use crate::keys::{TestCa, TestCertificate};
 
@@ -81,7 +88,10 @@ impl Shared {
     }
 
     pub(crate) fn now_unix(&self) -> u64 {
-        self.now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        self.now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
     }
 }
 
@@ -95,7 +105,10 @@ pub struct TestkitBuilder {
 
 impl std::fmt::Debug for TestkitBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestkitBuilder").field("config", &self.config).field("port", &self.port).finish()
+        f.debug_struct("TestkitBuilder")
+            .field("config", &self.config)
+            .field("port", &self.port)
+            .finish()
     }
 }
 
@@ -126,7 +139,9 @@ impl TestkitBuilder {
         let shared = Arc::new(Shared {
             base_url: format!("http://{addr}"),
             registry: RwLock::new(registry),
-            keys: RwLock::new(KeySet { published: vec![Arc::new(keys::SigningKey::generate()?)] }),
+            keys: RwLock::new(KeySet {
+                published: vec![Arc::new(keys::SigningKey::generate()?)],
+            }),
             faults: Mutex::new(faults::Faults::default()),
             replay: Mutex::new(assertion::ReplayCache::default()),
             clock: RwLock::new(self.clock.unwrap_or_else(|| Arc::new(SystemTime::now))),
@@ -143,7 +158,11 @@ impl TestkitBuilder {
                 tracing::error!(error = %e, "testkit server stopped");
             }
         });
-        Ok(Testkit { shared, stop: Some(stop), server: Some(server) })
+        Ok(Testkit {
+            shared,
+            stop: Some(stop),
+            server: Some(server),
+        })
     }
 }
 
@@ -156,7 +175,9 @@ pub struct Testkit {
 
 impl std::fmt::Debug for Testkit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Testkit").field("base_url", &self.shared.base_url).finish_non_exhaustive()
+        f.debug_struct("Testkit")
+            .field("base_url", &self.shared.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -194,50 +215,90 @@ impl Testkit {
 
     /// The tenant id a tenant name or domain resolves to (a GUID resolves to itself).
     pub fn tenant_id(&self, tenant: &str) -> String {
-        self.shared.registry.read().unwrap_or_else(|p| p.into_inner()).tenant_id(tenant)
+        self.shared
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .tenant_id(tenant)
     }
 
     /// Registers (or replaces) an app while running.
     pub fn register_app(&self, app: AppConfig) -> Result<(), TestkitError> {
-        self.shared.registry.write().unwrap_or_else(|p| p.into_inner()).register(app)
+        self.shared
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(app)
     }
 
     /// Makes the next `times` requests to `endpoint` misbehave as `fault`.
     pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: usize) {
-        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).inject(endpoint, fault, times);
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .inject(endpoint, fault, times);
     }
 
     /// Requests received by `endpoint` since start (or the last [`reset_counters`](Self::reset_counters)).
     pub fn request_count(&self, endpoint: Endpoint) -> usize {
-        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).count(endpoint)
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .count(endpoint)
     }
 
     /// The last requests received by `endpoint` (up to 256), oldest first.
     pub fn requests(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
-        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).recorded(endpoint)
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recorded(endpoint)
     }
 
     /// Forgets counts, recorded requests and pending faults.
     pub fn reset_counters(&self) {
-        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Publishes a new signing key and signs with it from now on; the old keys stay published.
     pub fn rotate_signing_key(&self) -> Result<String, TestkitError> {
         let key = Arc::new(keys::SigningKey::generate()?);
         let kid = key.kid.clone();
-        self.shared.keys.write().unwrap_or_else(|p| p.into_inner()).published.insert(0, key);
+        self.shared
+            .keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .published
+            .insert(0, key);
         Ok(kid)
     }
 
     /// Stops publishing every key but the current signing key.
     pub fn retire_old_signing_keys(&self) {
-        self.shared.keys.write().unwrap_or_else(|p| p.into_inner()).published.truncate(1);
+        self.shared
+            .keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .published
+            .truncate(1);
     }
 
     /// The `kid` of the current signing key.
     pub fn signing_key_id(&self) -> String {
-        self.shared.keys.read().unwrap_or_else(|p| p.into_inner()).published[0].kid.clone()
+        self.shared
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .published[0]
+            .kid
+            .clone()
     }
 
     /// Replaces the clock.

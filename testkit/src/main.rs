@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use confidant_testkit::{Config, Testkit};
 
 #[derive(Parser)]
-#[command(name = "confidant-testkit", version, about = "A local Entra ID emulator for offline tests")]
+#[command(
+    name = "confidant-testkit",
+    version,
+    about = "A local Entra ID emulator for offline tests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,8 +34,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli { command: Command::Serve { port, config } } = Cli::parse();
-    let config = match config.map(|path| std::fs::read_to_string(&path).map_err(|e| (path, e.to_string()))) {
+    let Cli {
+        command: Command::Serve { port, config },
+    } = Cli::parse();
+    let config = match config
+        .map(|path| std::fs::read_to_string(&path).map_err(|e| (path, e.to_string())))
+    {
         None => Config::default(),
         Some(Err((path, e))) => {
             eprintln!("confidant-testkit: cannot read {}: {e}", path.display());

@@ -34,7 +34,11 @@ const FIRST_PARTY: &[&str] = &[
 /// A public key the testkit can verify with.
 #[derive(Debug, Clone)]
 pub(crate) enum PublicKey {
-    Rsa { n: Vec<u8>, e: Vec<u8>, pkcs1: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+        pkcs1: Vec<u8>,
+    },
     /// P-256, uncompressed point.
     Ec { point: Vec<u8> },
 }
@@ -47,16 +51,24 @@ impl PublicKey {
             RSA_ENCRYPTION => {
                 let der = spki.to_der().map_err(|e| e.to_string())?;
                 let (n, e) = rsa_components(&der).map_err(|e| e.to_string())?;
-                Ok(PublicKey::Rsa { n, e, pkcs1: bits.to_vec() })
+                Ok(PublicKey::Rsa {
+                    n,
+                    e,
+                    pkcs1: bits.to_vec(),
+                })
             }
-            EC_PUBLIC_KEY if bits.len() == 65 && bits[0] == 4 => Ok(PublicKey::Ec { point: bits.to_vec() }),
+            EC_PUBLIC_KEY if bits.len() == 65 && bits[0] == 4 => Ok(PublicKey::Ec {
+                point: bits.to_vec(),
+            }),
             other => Err(format!("unsupported certificate key algorithm {other}")),
         }
     }
 
     pub(crate) fn decoding_key(&self) -> Result<jsonwebtoken::DecodingKey, String> {
         match self {
-            PublicKey::Rsa { n, e, .. } => Ok(jsonwebtoken::DecodingKey::from_rsa_raw_components(n, e)),
+            PublicKey::Rsa { n, e, .. } => {
+                Ok(jsonwebtoken::DecodingKey::from_rsa_raw_components(n, e))
+            }
             PublicKey::Ec { point } => {
                 let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
                 let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
@@ -71,14 +83,20 @@ impl PublicKey {
 
     /// Verifies an X.509 signature made with this key.
     fn verifies(&self, algorithm: &str, message: &[u8], signature: &[u8]) -> bool {
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_ASN1, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
+        };
         match (self, algorithm) {
-            (PublicKey::Rsa { pkcs1, .. }, SHA256_WITH_RSA) => UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pkcs1)
-                .verify(message, signature)
-                .is_ok(),
-            (PublicKey::Ec { point }, ECDSA_WITH_SHA256) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
-                .verify(message, signature)
-                .is_ok(),
+            (PublicKey::Rsa { pkcs1, .. }, SHA256_WITH_RSA) => {
+                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pkcs1)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            (PublicKey::Ec { point }, ECDSA_WITH_SHA256) => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
+                    .verify(message, signature)
+                    .is_ok()
+            }
             _ => false,
         }
     }
@@ -101,11 +119,10 @@ pub(crate) struct ParsedCertificate {
 
 impl ParsedCertificate {
     pub(crate) fn from_der(der: &[u8]) -> Result<Self, String> {
-        let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("certificate: {e}"))?;
+        let cert =
+            x509_cert::Certificate::from_der(der).map_err(|e| format!("certificate: {e}"))?;
         let validity = &cert.tbs_certificate.validity;
-        let unix = |t: x509_cert::time::Time| {
-            t.to_unix_duration().as_secs()
-        };
+        let unix = |t: x509_cert::time::Time| t.to_unix_duration().as_secs();
         Ok(Self {
             x5t: URL_SAFE_NO_PAD.encode(Sha1::digest(der)),
             x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(der)),
@@ -121,14 +138,18 @@ impl ParsedCertificate {
     }
 
     fn from_pem(pem: &str) -> Result<Self, String> {
-        let chain = x509_cert::Certificate::load_pem_chain(pem.as_bytes()).map_err(|e| format!("certificate PEM: {e}"))?;
+        let chain = x509_cert::Certificate::load_pem_chain(pem.as_bytes())
+            .map_err(|e| format!("certificate PEM: {e}"))?;
         let first = chain.first().ok_or("no certificate in PEM")?;
         Self::from_der(&first.to_der().map_err(|e| e.to_string())?)
     }
 
     /// Whether `issuer` signed this certificate.
     pub(crate) fn is_signed_by(&self, issuer: &ParsedCertificate) -> bool {
-        self.issuer == issuer.subject && issuer.key.verifies(&self.signature_algorithm, &self.tbs_der, &self.signature)
+        self.issuer == issuer.subject
+            && issuer
+                .key
+                .verifies(&self.signature_algorithm, &self.tbs_der, &self.signature)
     }
 
     pub(crate) fn is_valid_at(&self, unix: u64) -> bool {
@@ -151,9 +172,12 @@ impl App {
 
     /// The names that identify this app as a resource.
     fn resource_names(&self) -> impl Iterator<Item = String> + '_ {
-        [self.config.client_id.clone(), format!("api://{}", self.config.client_id)]
-            .into_iter()
-            .chain(self.config.identifier_uris.iter().cloned())
+        [
+            self.config.client_id.clone(),
+            format!("api://{}", self.config.client_id),
+        ]
+        .into_iter()
+        .chain(self.config.identifier_uris.iter().cloned())
     }
 }
 
@@ -180,14 +204,21 @@ impl Registry {
             token_lifetime_secs: config.token_lifetime_secs,
         };
         if config.token_lifetime_secs < 300 {
-            return Err(TestkitError::Config("token_lifetime_secs: at least 300 seconds".into()));
+            return Err(TestkitError::Config(
+                "token_lifetime_secs: at least 300 seconds".into(),
+            ));
         }
         for (i, tenant) in config.tenants.iter().enumerate() {
             if !is_guid(&tenant.id) {
-                return Err(TestkitError::Config(format!("tenants[{i}].id: `{}` is not a GUID", tenant.id)));
+                return Err(TestkitError::Config(format!(
+                    "tenants[{i}].id: `{}` is not a GUID",
+                    tenant.id
+                )));
             }
             for domain in &tenant.domains {
-                registry.tenants.insert(domain.to_ascii_lowercase(), tenant.id.to_ascii_lowercase());
+                registry
+                    .tenants
+                    .insert(domain.to_ascii_lowercase(), tenant.id.to_ascii_lowercase());
             }
         }
         for (i, pem) in config.certificate_authorities.iter().enumerate() {
@@ -204,24 +235,35 @@ impl Registry {
     pub(crate) fn register(&mut self, config: AppConfig) -> Result<(), TestkitError> {
         let field = |name: &str| format!("apps[{}].{name}", config.client_id);
         if config.client_id.is_empty() {
-            return Err(TestkitError::Config("apps[].client_id: must not be empty".into()));
+            return Err(TestkitError::Config(
+                "apps[].client_id: must not be empty".into(),
+            ));
         }
         let mut certificates = Vec::new();
         for (i, pem) in config.certificates.iter().enumerate() {
-            let cert = ParsedCertificate::from_pem(pem)
-                .map_err(|e| TestkitError::Config(format!("{}[{i}]: {e}", field("certificates"))))?;
+            let cert = ParsedCertificate::from_pem(pem).map_err(|e| {
+                TestkitError::Config(format!("{}[{i}]: {e}", field("certificates")))
+            })?;
             certificates.push(cert);
         }
         if let Some(v) = config.access_token_version {
             if v != 1 && v != 2 {
-                return Err(TestkitError::Config(format!("{}: 1 or 2", field("access_token_version"))));
+                return Err(TestkitError::Config(format!(
+                    "{}: 1 or 2",
+                    field("access_token_version")
+                )));
             }
         }
         let home_tid = self.tenant_id(&config.home_tenant);
         let mut tenants = vec![home_tid];
         tenants.extend(config.consented_tenants.iter().map(|t| self.tenant_id(t)));
-        let app = App { tenants, certificates, config };
-        self.apps.insert(app.config.client_id.to_ascii_lowercase(), Arc::new(app));
+        let app = App {
+            tenants,
+            certificates,
+            config,
+        };
+        self.apps
+            .insert(app.config.client_id.to_ascii_lowercase(), Arc::new(app));
         Ok(())
     }
 
@@ -246,7 +288,10 @@ impl Registry {
     pub(crate) fn resource(&self, name: &str) -> Option<Resource> {
         let wanted = name.trim_end_matches('/');
         for app in self.apps.values() {
-            if app.resource_names().any(|n| n.trim_end_matches('/').eq_ignore_ascii_case(wanted)) {
+            if app
+                .resource_names()
+                .any(|n| n.trim_end_matches('/').eq_ignore_ascii_case(wanted))
+            {
                 return Some(Resource::App(Arc::clone(app)));
             }
         }
@@ -275,5 +320,7 @@ pub(crate) fn derived_guid(parts: &[&str]) -> String {
     }
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hasher.finalize()[..16]);
-    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }

@@ -1,6 +1,7 @@
 //! confidant's integration tests: one binary, modules by area.
 
 mod assertion;
+mod client_credentials;
 mod http;
 mod parsers;
 mod signers;

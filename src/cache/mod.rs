@@ -1,0 +1,343 @@
+//! The token cache: an in-memory L1 indexed by what the caller asks for, so a lookup is one hash
+//! probe at any size; bounded, with single-flight so that N callers on one miss cause one
+//! token request.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use crate::secret::AccessToken;
+
+pub(crate) mod single_flight;
+
+pub(crate) use self::single_flight::SingleFlight;
+
+/// Tokens are not handed out when less than this remains (MSAL's buffer).
+pub const EXPIRY_BUFFER: Duration = Duration::from_secs(300);
+
+/// Lifetimes from this long get a proactive refresh at half-life when the authority sends no
+/// `refresh_in`.
+const LONG_LIFETIME: Duration = Duration::from_secs(7200);
+
+const SHARDS: usize = 16;
+
+/// What a cached token is filed under: the partition (authority environment, tenant, client,
+/// account) and the normalized scopes (lower-cased, sorted, space-joined).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct CacheKey {
+    partition: Arc<str>,
+    target: Box<str>,
+}
+
+impl CacheKey {
+    pub(crate) fn new(partition: Arc<str>, scopes: &[&str]) -> Self {
+        let mut scopes: Vec<String> = scopes
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        Self {
+            partition,
+            target: scopes.join(" ").into_boxed_str(),
+        }
+    }
+}
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}|{}", self.partition, self.target)
+    }
+}
+
+/// An access token with its times, as cached and as returned to callers.
+#[derive(Debug)]
+pub struct CachedToken {
+    access_token: AccessToken,
+    token_type: String,
+    expires_on: SystemTime,
+    extended_expires_on: SystemTime,
+    refresh_on: Option<SystemTime>,
+    cached_at: SystemTime,
+    scopes: Vec<String>,
+}
+
+impl CachedToken {
+    /// A token received at `now` valid for `expires_in`, with the authority's `refresh_in` if
+    /// it sent one (else half-life for lifetimes of two hours or more).
+    pub(crate) fn new(
+        access_token: AccessToken,
+        token_type: String,
+        now: SystemTime,
+        expires_in: Duration,
+        ext_expires_in: Option<Duration>,
+        refresh_in: Option<Duration>,
+        scopes: Vec<String>,
+    ) -> Self {
+        let refresh_in =
+            refresh_in.or_else(|| (expires_in >= LONG_LIFETIME).then(|| expires_in / 2));
+        Self {
+            access_token,
+            token_type,
+            expires_on: now + expires_in,
+            extended_expires_on: now + ext_expires_in.unwrap_or(expires_in),
+            refresh_on: refresh_in.map(|r| now + r),
+            cached_at: now,
+            scopes,
+        }
+    }
+
+    /// The access token.
+    pub fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+
+    /// `Bearer`.
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// When the token expires.
+    pub fn expires_on(&self) -> SystemTime {
+        self.expires_on
+    }
+
+    /// When the authority's outage extension ends (`ext_expires_in`).
+    pub fn extended_expires_on(&self) -> SystemTime {
+        self.extended_expires_on
+    }
+
+    /// When a proactive refresh is due, if one is.
+    pub fn refresh_on(&self) -> Option<SystemTime> {
+        self.refresh_on
+    }
+
+    /// When the token was received.
+    pub fn cached_at(&self) -> SystemTime {
+        self.cached_at
+    }
+
+    /// The scopes granted (the response's `scope`, else those requested).
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// Whether it may be handed out at `now`: more than the 300 s buffer remains.
+    pub(crate) fn is_usable(&self, now: SystemTime) -> bool {
+        now + EXPIRY_BUFFER < self.expires_on
+    }
+
+    /// Whether a proactive refresh is due at `now`.
+    pub(crate) fn needs_refresh(&self, now: SystemTime) -> bool {
+        self.refresh_on.is_some_and(|r| r <= now)
+    }
+}
+
+/// Sizing for the in-memory cache.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CacheOptions {
+    /// The most tokens kept; the oldest inserted are evicted first (default 100 000).
+    pub max_entries: usize,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+        }
+    }
+}
+
+impl CacheOptions {
+    /// Keeps at most `max_entries` tokens.
+    pub fn with_max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries.max(1);
+        self
+    }
+}
+
+struct Entry {
+    token: Arc<CachedToken>,
+    /// Insertion number, to tell a live entry from a stale eviction-queue slot.
+    seq: u64,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<CacheKey, Entry>,
+    order: VecDeque<(CacheKey, u64)>,
+    next_seq: u64,
+}
+
+/// The in-memory token cache (L1). Share one between clients with `Arc`; keys keep tenants,
+/// clients and scopes apart.
+pub struct TokenCache {
+    shards: Box<[RwLock<Shard>]>,
+    per_shard: usize,
+    hasher: std::collections::hash_map::RandomState,
+    pub(crate) flights: SingleFlight,
+    evictions: Mutex<u64>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("len", &self.len())
+            .field("per_shard", &self.per_shard)
+            .finish()
+    }
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new(CacheOptions::default())
+    }
+}
+
+impl TokenCache {
+    /// An empty cache.
+    pub fn new(options: CacheOptions) -> Self {
+        let per_shard = options.max_entries.div_ceil(SHARDS).max(1);
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            per_shard,
+            hasher: std::collections::hash_map::RandomState::new(),
+            flights: SingleFlight::default(),
+            evictions: Mutex::new(0),
+        }
+    }
+
+    fn shard(&self, key: &CacheKey) -> &RwLock<Shard> {
+        let mut hasher = self.hasher.build_hasher();
+        key.hash(&mut hasher);
+        // The map hashes again with its own state; the shard choice only needs spread.
+        &self.shards[(hasher.finish() as usize) % SHARDS]
+    }
+
+    /// The token filed under `key`, whatever its expiry.
+    pub(crate) fn get(&self, key: &CacheKey) -> Option<Arc<CachedToken>> {
+        let shard = self.shard(key).read().unwrap_or_else(|p| p.into_inner());
+        shard.map.get(key).map(|e| Arc::clone(&e.token))
+    }
+
+    /// Files `token` under `key`, evicting the oldest insertions beyond the bound.
+    pub(crate) fn insert(&self, key: CacheKey, token: Arc<CachedToken>) {
+        let mut evicted = 0;
+        {
+            let mut shard = self.shard(&key).write().unwrap_or_else(|p| p.into_inner());
+            let seq = shard.next_seq;
+            shard.next_seq += 1;
+            shard.order.push_back((key.clone(), seq));
+            shard.map.insert(key, Entry { token, seq });
+            while shard.map.len() > self.per_shard {
+                let Some((old, old_seq)) = shard.order.pop_front() else {
+                    break;
+                };
+                if shard.map.get(&old).is_some_and(|e| e.seq == old_seq) {
+                    shard.map.remove(&old);
+                    evicted += 1;
+                }
+            }
+            // Re-inserted keys leave stale slots behind; drop them once they dominate.
+            if shard.order.len() > 2 * shard.map.len() + 64 {
+                let Shard { map, order, .. } = &mut *shard;
+                order.retain(|(k, s)| map.get(k).is_some_and(|e| e.seq == *s));
+            }
+        }
+        if evicted > 0 {
+            *self.evictions.lock().unwrap_or_else(|p| p.into_inner()) += evicted;
+            tracing::debug!(evicted, "token cache evicted entries");
+        }
+    }
+
+    /// How many tokens are cached.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).map.len())
+            .sum()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many tokens were evicted to respect the bound.
+    pub fn evictions(&self) -> u64 {
+        *self.evictions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops every token.
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            *shard.write().unwrap_or_else(|p| p.into_inner()) = Shard::default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(now: SystemTime, secs: u64) -> Arc<CachedToken> {
+        Arc::new(CachedToken::new(
+            AccessToken::new("t"),
+            "Bearer".into(),
+            now,
+            Duration::from_secs(secs),
+            None,
+            None,
+            Vec::new(),
+        ))
+    }
+
+    #[test]
+    fn keys_normalize_scopes() {
+        let p: Arc<str> = "env|tid|client|".into();
+        assert!(
+            CacheKey::new(p.clone(), &["B/.default", "a"])
+                == CacheKey::new(p.clone(), &["A", "b/.default"])
+        );
+        assert!(
+            CacheKey::new(p.clone(), &["a"]) != CacheKey::new("env|other|client|".into(), &["a"])
+        );
+    }
+
+    #[test]
+    fn expiry_buffer_and_half_life_refresh() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let t = token(now, 3600);
+        assert!(t.is_usable(now + Duration::from_secs(3299)));
+        assert!(!t.is_usable(now + Duration::from_secs(3300)));
+        assert_eq!(t.refresh_on(), None);
+        let long = token(now, 86_400);
+        assert_eq!(long.refresh_on(), Some(now + Duration::from_secs(43_200)));
+        assert!(long.needs_refresh(now + Duration::from_secs(43_200)));
+    }
+
+    #[test]
+    fn bounded_with_oldest_evicted_first() {
+        let now = SystemTime::now();
+        let cache = TokenCache::new(CacheOptions::default().with_max_entries(SHARDS * 2));
+        let p: Arc<str> = "p".into();
+        for i in 0..1000 {
+            cache.insert(
+                CacheKey::new(p.clone(), &[&format!("s{i}")]),
+                token(now, 3600),
+            );
+        }
+        assert!(cache.len() <= SHARDS * 2, "{}", cache.len());
+        assert!(cache.evictions() >= 1000 - (SHARDS as u64 * 2));
+        assert!(
+            cache.get(&CacheKey::new(p.clone(), &["s999"])).is_some(),
+            "newest kept"
+        );
+        assert!(
+            cache.get(&CacheKey::new(p, &["s0"])).is_none(),
+            "oldest evicted"
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! The client-credentials grant: app tokens, cached, one request per key.
+
+use std::sync::Arc;
+
+use super::{AuthenticationResult, ConfidentialClient, Inner, TokenSource, token_request};
+use crate::cache::single_flight::{FlightResult, Joined};
+use crate::cache::{CacheKey, CachedToken, SingleFlight};
+use crate::error::Error;
+
+/// A client-credentials request beyond the scopes: force a refresh, or send a claims
+/// challenge (both bypass the cache).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ClientCredentialsRequest {
+    /// The scopes: for app tokens, one `{resource}/.default`.
+    pub scopes: Vec<String>,
+    /// Skip the cache and ask the authority.
+    pub force_refresh: bool,
+    /// A claims challenge (JSON) to send as `claims`.
+    pub claims: Option<String>,
+}
+
+impl ClientCredentialsRequest {
+    /// A request for `scopes`.
+    pub fn new<S: AsRef<str>>(scopes: &[S]) -> Self {
+        Self {
+            scopes: scopes.iter().map(|s| s.as_ref().to_owned()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Skips the cache.
+    pub fn force_refresh(mut self, force: bool) -> Self {
+        self.force_refresh = force;
+        self
+    }
+
+    /// Sends `claims` (and skips the cache).
+    pub fn claims(mut self, claims: impl Into<String>) -> Self {
+        self.claims = Some(claims.into());
+        self
+    }
+}
+
+impl ConfidentialClient {
+    /// An app-only token for `scopes` (for example `["https://vault.azure.net/.default"]`):
+    /// from the cache while more than 5 minutes remain, else from the authority, with one
+    /// request however many callers ask at once.
+    pub async fn acquire_token_for_client<S: AsRef<str>>(
+        &self,
+        scopes: &[S],
+    ) -> Result<AuthenticationResult, Error> {
+        self.acquire_token_for_client_with(&ClientCredentialsRequest::new(scopes))
+            .await
+    }
+
+    /// [`acquire_token_for_client`](Self::acquire_token_for_client) with options.
+    pub async fn acquire_token_for_client_with(
+        &self,
+        request: &ClientCredentialsRequest,
+    ) -> Result<AuthenticationResult, Error> {
+        let scopes: Vec<&str> = request
+            .scopes
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if scopes.is_empty() {
+            return Err(Error::Configuration(
+                "at least one scope is required".into(),
+            ));
+        }
+        let inner = &self.inner;
+        let key = CacheKey::new(Arc::clone(&inner.app_partition), &scopes);
+        let owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+
+        if request.force_refresh || request.claims.is_some() {
+            let token = fetch(Arc::clone(inner), key, owned, request.claims.clone()).await?;
+            return Ok(AuthenticationResult {
+                token,
+                source: TokenSource::IdentityProvider,
+            });
+        }
+
+        let now = inner.clock.now();
+        if let Some(token) = inner.cache.get(&key).filter(|t| t.is_usable(now)) {
+            if token.needs_refresh(now) {
+                self.refresh_in_background(&key, owned);
+            }
+            tracing::trace!(cache_hit = true, "app token from cache");
+            return Ok(AuthenticationResult {
+                token,
+                source: TokenSource::Cache,
+            });
+        }
+
+        let joined = inner.cache.flights.join(
+            &key,
+            || inner.cache.get(&key).filter(|t| t.is_usable(now)),
+            || fetch(Arc::clone(inner), key.clone(), owned, None),
+        )?;
+        match joined {
+            Joined::Cached(token) => Ok(AuthenticationResult {
+                token,
+                source: TokenSource::Cache,
+            }),
+            Joined::Waiting(rx) => {
+                let token = SingleFlight::wait(rx).await?;
+                Ok(AuthenticationResult {
+                    token,
+                    source: TokenSource::IdentityProvider,
+                })
+            }
+        }
+    }
+
+    /// Starts a refresh for `key` unless one is in flight; callers keep the valid token.
+    fn refresh_in_background(&self, key: &CacheKey, scopes: Vec<String>) {
+        let inner = &self.inner;
+        if inner.cache.flights.is_in_flight(key) {
+            return;
+        }
+        let started = inner.cache.flights.join(
+            key,
+            || None,
+            || fetch(Arc::clone(inner), key.clone(), scopes, None),
+        );
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "could not start a proactive token refresh");
+        } else {
+            tracing::debug!("proactive refresh of an app token started");
+        }
+    }
+}
+
+/// Requests the token and files it in the cache.
+async fn fetch(
+    inner: Arc<Inner>,
+    key: CacheKey,
+    scopes: Vec<String>,
+    claims: Option<String>,
+) -> FlightResult {
+    let scope = scopes.join(" ");
+    let mut fields = vec![
+        ("grant_type", "client_credentials"),
+        ("client_info", "1"),
+        ("scope", scope.as_str()),
+    ];
+    if let Some(claims) = &claims {
+        fields.push(("claims", claims.as_str()));
+    }
+    let requested: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let token: Arc<CachedToken> =
+        Arc::new(token_request::execute(&inner, &key, &fields, &requested).await?);
+    inner.cache.insert(key, Arc::clone(&token));
+    Ok(token)
+}

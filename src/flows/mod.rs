@@ -1,0 +1,313 @@
+//! [`ConfidentialClient`]: the authority, the credential, the HTTP client and the token cache,
+//! and the flows that use them.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::assertion::ClientAssertionBuilder;
+use crate::authority::{Authority, AzureCloud};
+use crate::cache::{CacheKey, CachedToken, TokenCache};
+use crate::clock::{Clock, SystemClock};
+use crate::credential::{AssertionCallback, Credential};
+use crate::error::Error;
+use crate::http::{HttpClient, ReqwestClient};
+use crate::secret::{AccessToken, ClientSecret};
+use crate::signer::Signer;
+
+mod client_credentials;
+mod token_request;
+
+pub use self::client_credentials::ClientCredentialsRequest;
+
+/// Where a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// The in-memory cache.
+    Cache,
+    /// A token request to the authority.
+    IdentityProvider,
+}
+
+/// A token and where it came from. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuthenticationResult {
+    token: Arc<CachedToken>,
+    source: TokenSource,
+}
+
+impl AuthenticationResult {
+    /// The access token, for an `Authorization: Bearer` header.
+    pub fn access_token(&self) -> &AccessToken {
+        self.token.access_token()
+    }
+
+    /// The token with its times and scopes.
+    pub fn token(&self) -> &CachedToken {
+        &self.token
+    }
+
+    /// When the token expires.
+    pub fn expires_on(&self) -> SystemTime {
+        self.token.expires_on()
+    }
+
+    /// Cache or network.
+    pub fn source(&self) -> TokenSource {
+        self.source
+    }
+
+    /// Whether it came from the cache.
+    pub fn is_from_cache(&self) -> bool {
+        self.source == TokenSource::Cache
+    }
+}
+
+/// A confidential client application: one app registration at one authority.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), confidant::Error> {
+/// use std::sync::Arc;
+/// use confidant::{Authority, ConfidentialClient, PemSigner};
+///
+/// let signer = PemSigner::from_combined_pem_file("app.pem", None)?;
+/// let client = ConfidentialClient::builder(
+///     Authority::parse("https://login.microsoftonline.com/contoso.onmicrosoft.com")?,
+///     "00000000-0000-0000-0000-000000000001",
+/// )
+/// .certificate(Arc::new(signer))
+/// .build()?;
+/// let token = client.acquire_token_for_client(&["https://management.azure.com/.default"]).await?;
+/// # let _ = token; Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConfidentialClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) authority: Authority,
+    pub(crate) client_id: String,
+    pub(crate) credential: Credential,
+    pub(crate) http: Arc<dyn HttpClient>,
+    pub(crate) cache: Arc<TokenCache>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) retry_delay: Duration,
+    /// `{environment}|{realm}|{client_id}|`: the cache partition of app tokens.
+    pub(crate) app_partition: Arc<str>,
+    /// Requests throttled by `Retry-After`, until when.
+    pub(crate) throttled: Mutex<HashMap<CacheKey, SystemTime>>,
+}
+
+/// The builder before a credential is chosen.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct NoCredential;
+
+/// The builder once a credential is chosen.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct WithCredential;
+
+/// Configures a [`ConfidentialClient`]: first a credential, then anything else, then
+/// [`build`](ClientBuilder::build).
+#[derive(Debug)]
+pub struct ClientBuilder<State = NoCredential> {
+    authority: Authority,
+    client_id: String,
+    credential: Option<PendingCredential>,
+    http: Option<Arc<dyn HttpClient>>,
+    cache: Option<Arc<TokenCache>>,
+    clock: Arc<dyn Clock>,
+    retry_delay: Duration,
+    send_x5c: bool,
+    state: PhantomData<State>,
+}
+
+#[derive(Debug)]
+enum PendingCredential {
+    Secret(ClientSecret),
+    Certificate(Arc<dyn Signer>),
+    Callback(AssertionCallback),
+}
+
+impl ConfidentialClient {
+    /// Starts configuring a client for `client_id` at `authority`.
+    pub fn builder(
+        authority: Authority,
+        client_id: impl Into<String>,
+    ) -> ClientBuilder<NoCredential> {
+        ClientBuilder {
+            authority,
+            client_id: client_id.into(),
+            credential: None,
+            http: None,
+            cache: None,
+            clock: Arc::new(SystemClock),
+            retry_delay: Duration::from_secs(1),
+            send_x5c: false,
+            state: PhantomData,
+        }
+    }
+
+    /// The authority.
+    pub fn authority(&self) -> &Authority {
+        &self.inner.authority
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The token cache.
+    pub fn cache(&self) -> &Arc<TokenCache> {
+        &self.inner.cache
+    }
+}
+
+impl<S> ClientBuilder<S> {
+    fn with_credential(self, credential: PendingCredential) -> ClientBuilder<WithCredential> {
+        ClientBuilder {
+            authority: self.authority,
+            client_id: self.client_id,
+            credential: Some(credential),
+            http: self.http,
+            cache: self.cache,
+            clock: self.clock,
+            retry_delay: self.retry_delay,
+            send_x5c: self.send_x5c,
+            state: PhantomData,
+        }
+    }
+
+    /// Authenticates with a client secret (sent in the request body).
+    pub fn client_secret(self, secret: impl Into<ClientSecret>) -> ClientBuilder<WithCredential> {
+        self.with_credential(PendingCredential::Secret(secret.into()))
+    }
+
+    /// Authenticates with signed client assertions (RFC 7523) from `signer`.
+    pub fn certificate(self, signer: Arc<dyn Signer>) -> ClientBuilder<WithCredential> {
+        self.with_credential(PendingCredential::Certificate(signer))
+    }
+
+    /// Authenticates with assertions from `callback` (federated tokens, custom signing).
+    pub fn client_assertion(self, callback: AssertionCallback) -> ClientBuilder<WithCredential> {
+        self.with_credential(PendingCredential::Callback(callback))
+    }
+
+    /// Sends the certificate chain as `x5c` (subject name + issuer registrations).
+    pub fn send_x5c(mut self, send: bool) -> Self {
+        self.send_x5c = send;
+        self
+    }
+
+    /// Uses `http` for every request (default: a [`ReqwestClient`] with default settings).
+    pub fn http_client(mut self, http: Arc<dyn HttpClient>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Uses (and shares) `cache` (default: a new cache of default size per client).
+    pub fn cache(mut self, cache: Arc<TokenCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Reads time from `clock` (expiry, assertion times).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The wait before the one retry of a 5xx answer or a failed connection (default 1 s).
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = delay;
+        self
+    }
+}
+
+impl ClientBuilder<WithCredential> {
+    /// Checks the configuration and builds the client.
+    pub fn build(self) -> Result<ConfidentialClient, Error> {
+        if self.client_id.trim().is_empty() {
+            return Err(Error::Configuration("client_id must not be empty".into()));
+        }
+        let credential = match self.credential {
+            Some(PendingCredential::Secret(secret)) => {
+                if secret.expose_secret().is_empty() {
+                    return Err(Error::Configuration("the client secret is empty".into()));
+                }
+                Credential::Secret(secret)
+            }
+            Some(PendingCredential::Certificate(signer)) => {
+                let assertions =
+                    ClientAssertionBuilder::for_authority(&self.authority, self.client_id.clone())
+                        .x5c(self.send_x5c)
+                        .clock(Arc::clone(&self.clock));
+                Credential::Certificate {
+                    signer,
+                    assertions: Arc::new(assertions),
+                }
+            }
+            Some(PendingCredential::Callback(callback)) => Credential::Callback(callback),
+            None => return Err(Error::Configuration("no credential was configured".into())),
+        };
+        let http = match self.http {
+            Some(http) => http,
+            None => Arc::new(ReqwestClient::new()?),
+        };
+        let app_partition = format!(
+            "{}|{}|{}|",
+            environment(&self.authority),
+            realm(&self.authority),
+            self.client_id.to_ascii_lowercase()
+        )
+        .into();
+        Ok(ConfidentialClient {
+            inner: Arc::new(Inner {
+                authority: self.authority,
+                client_id: self.client_id,
+                credential,
+                http,
+                cache: self.cache.unwrap_or_default(),
+                clock: self.clock,
+                retry_delay: self.retry_delay,
+                app_partition,
+                throttled: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+/// The cache environment: the cloud's primary login host for any of its aliases, else the host.
+pub(crate) fn environment(authority: &Authority) -> String {
+    let host = authority
+        .token_endpoint()
+        .host_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let port = authority
+        .token_endpoint()
+        .port()
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    match AzureCloud::from_host(&host) {
+        Some(cloud) => cloud.login_host().to_owned(),
+        None => format!("{host}{port}"),
+    }
+}
+
+/// The realm: the tenant segment, or the issuer for a generic OpenID provider.
+fn realm(authority: &Authority) -> String {
+    match authority.tenant() {
+        Some(tenant) => match authority.policy() {
+            Some(policy) => format!("{}/{policy}", tenant.to_ascii_lowercase()),
+            None => tenant.to_ascii_lowercase(),
+        },
+        None => authority.url().as_str().to_owned(),
+    }
+}
