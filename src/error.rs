@@ -33,11 +33,17 @@ pub enum Error {
     /// The authority answered the token request with an error (RFC 6749 §5.2), or with a
     /// throttling or server-failure status; [`ServerError::class`] says which.
     #[error("token request rejected: {0}")]
-    Server(#[from] ServerError),
+    Server(Box<ServerError>),
     /// A server answered, but not in the shape its protocol requires (for example a discovery
     /// document without `token_endpoint`, or whose `issuer` differs from the one asked for).
     #[error("invalid response: {0}")]
     InvalidResponse(String),
+}
+
+impl From<ServerError> for Error {
+    fn from(e: ServerError) -> Self {
+        Error::Server(Box::new(e))
+    }
 }
 
 /// The class of an [`Error`], as a stable machine-readable value.
@@ -128,7 +134,7 @@ impl Error {
     /// The authority's error, if it answered with one.
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
-            Error::Server(e) => Some(e),
+            Error::Server(e) => Some(e.as_ref()),
             _ => None,
         }
     }

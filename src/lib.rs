@@ -33,6 +33,8 @@ pub use crate::assertion::{
 };
 pub use crate::authority::Authority;
 pub use crate::cache::{CacheOptions, TokenCache};
+#[doc(hidden)]
+pub use crate::flows::bench_support as __bench_support;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::error::{Error, ErrorKind};
 pub use crate::flows::{

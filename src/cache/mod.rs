@@ -3,7 +3,7 @@
 //! token request.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -210,10 +210,8 @@ impl TokenCache {
     }
 
     fn shard(&self, key: &CacheKey) -> &RwLock<Shard> {
-        let mut hasher = self.hasher.build_hasher();
-        key.hash(&mut hasher);
         // The map hashes again with its own state; the shard choice only needs spread.
-        &self.shards[(hasher.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// The token filed under `key`, whatever its expiry.

@@ -155,3 +155,37 @@ async fn fetch(
     inner.cache.insert(key, Arc::clone(&token));
     Ok(token)
 }
+
+/// Hooks for the cache benchmarks: not part of the API, may change at any time.
+#[doc(hidden)]
+pub mod bench_support {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::cache::{CacheKey, CachedToken};
+    use crate::secret::AccessToken;
+    use crate::ConfidentialClient;
+
+    /// Files an app token for `scopes` as if `client` had received it now.
+    pub fn seed_app_token(client: &ConfidentialClient, scopes: &[&str], access_token: &str, expires_in: Duration) {
+        let inner = &client.inner;
+        let key = CacheKey::new(Arc::clone(&inner.app_partition), scopes);
+        let token = CachedToken::new(
+            AccessToken::new(access_token),
+            "Bearer".into(),
+            inner.clock.now(),
+            expires_in,
+            None,
+            None,
+            scopes.iter().map(|s| (*s).to_owned()).collect(),
+        );
+        inner.cache.insert(key, Arc::new(token));
+    }
+
+    /// One L1 probe for `scopes`, as the hit path does it.
+    pub fn probe_app_token(client: &ConfidentialClient, scopes: &[&str]) -> bool {
+        let inner = &client.inner;
+        let key = CacheKey::new(Arc::clone(&inner.app_partition), scopes);
+        inner.cache.get(&key).is_some_and(|t| t.is_usable(inner.clock.now()))
+    }
+}

@@ -20,6 +20,8 @@ mod client_credentials;
 mod token_request;
 
 pub use self::client_credentials::ClientCredentialsRequest;
+#[doc(hidden)]
+pub use self::client_credentials::bench_support;
 
 /// Where a token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

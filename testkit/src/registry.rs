@@ -246,13 +246,11 @@ impl Registry {
             })?;
             certificates.push(cert);
         }
-        if let Some(v) = config.access_token_version {
-            if v != 1 && v != 2 {
-                return Err(TestkitError::Config(format!(
-                    "{}: 1 or 2",
-                    field("access_token_version")
-                )));
-            }
+        if let Some(v) = config.access_token_version
+            && v != 1
+            && v != 2
+        {
+            return Err(TestkitError::Config(format!("{}: 1 or 2", field("access_token_version"))));
         }
         let home_tid = self.tenant_id(&config.home_tenant);
         let mut tenants = vec![home_tid];
