@@ -60,24 +60,8 @@ pub enum ErrorKind {
     Transport,
     /// See [`Error::InvalidResponse`].
     InvalidResponse,
-    /// [`ServerErrorClass::InvalidClient`].
-    InvalidClient,
-    /// [`ServerErrorClass::UnauthorizedClient`].
-    UnauthorizedClient,
-    /// [`ServerErrorClass::InvalidScope`].
-    InvalidScope,
-    /// [`ServerErrorClass::InvalidGrant`].
-    InvalidGrant,
-    /// [`ServerErrorClass::InteractionRequired`].
-    InteractionRequired,
-    /// [`ServerErrorClass::InvalidRequest`].
-    InvalidRequest,
-    /// [`ServerErrorClass::Throttled`].
-    Throttled,
-    /// [`ServerErrorClass::ServiceUnavailable`].
-    ServiceUnavailable,
-    /// [`ServerErrorClass::Other`].
-    ServerRejected,
+    /// See [`Error::Server`]; the class says which kind of refusal or failure.
+    Server(ServerErrorClass),
 }
 
 impl ErrorKind {
@@ -89,15 +73,7 @@ impl ErrorKind {
             ErrorKind::Configuration => "configuration",
             ErrorKind::Transport => "transport",
             ErrorKind::InvalidResponse => "invalid_response",
-            ErrorKind::InvalidClient => "invalid_client",
-            ErrorKind::UnauthorizedClient => "unauthorized_client",
-            ErrorKind::InvalidScope => "invalid_scope",
-            ErrorKind::InvalidGrant => "invalid_grant",
-            ErrorKind::InteractionRequired => "interaction_required",
-            ErrorKind::InvalidRequest => "invalid_request",
-            ErrorKind::Throttled => "throttled",
-            ErrorKind::ServiceUnavailable => "service_unavailable",
-            ErrorKind::ServerRejected => "server_rejected",
+            ErrorKind::Server(class) => class.as_str(),
         }
     }
 }
@@ -117,17 +93,7 @@ impl Error {
             Error::Configuration(_) => ErrorKind::Configuration,
             Error::Transport(_) => ErrorKind::Transport,
             Error::InvalidResponse(_) => ErrorKind::InvalidResponse,
-            Error::Server(e) => match e.class() {
-                ServerErrorClass::InvalidClient => ErrorKind::InvalidClient,
-                ServerErrorClass::UnauthorizedClient => ErrorKind::UnauthorizedClient,
-                ServerErrorClass::InvalidScope => ErrorKind::InvalidScope,
-                ServerErrorClass::InvalidGrant => ErrorKind::InvalidGrant,
-                ServerErrorClass::InteractionRequired => ErrorKind::InteractionRequired,
-                ServerErrorClass::InvalidRequest => ErrorKind::InvalidRequest,
-                ServerErrorClass::Throttled => ErrorKind::Throttled,
-                ServerErrorClass::ServiceUnavailable => ErrorKind::ServiceUnavailable,
-                _ => ErrorKind::ServerRejected,
-            },
+            Error::Server(e) => ErrorKind::Server(e.class()),
         }
     }
 
@@ -141,17 +107,17 @@ impl Error {
 
     /// The authority rejected the client's credential (`invalid_client`).
     pub fn is_invalid_client(&self) -> bool {
-        self.kind() == ErrorKind::InvalidClient
+        self.kind() == ErrorKind::Server(ServerErrorClass::InvalidClient)
     }
 
     /// Throttled: wait [`Error::retry_after`] before the next request.
     pub fn is_throttled(&self) -> bool {
-        self.kind() == ErrorKind::Throttled
+        self.kind() == ErrorKind::Server(ServerErrorClass::Throttled)
     }
 
     /// The authority reported a failure on its side (5xx).
     pub fn is_service_unavailable(&self) -> bool {
-        self.kind() == ErrorKind::ServiceUnavailable
+        self.kind() == ErrorKind::Server(ServerErrorClass::ServiceUnavailable)
     }
 
     /// How long the authority asked to wait, if it did.

@@ -33,10 +33,10 @@ pub use crate::assertion::{
 };
 pub use crate::authority::Authority;
 pub use crate::cache::{CacheOptions, TokenCache};
-#[doc(hidden)]
-pub use crate::flows::bench_support as __bench_support;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::error::{Error, ErrorKind};
+#[doc(hidden)]
+pub use crate::flows::bench_support as __bench_support;
 pub use crate::flows::{
     AuthenticationResult, ClientBuilder, ClientCredentialsRequest, ConfidentialClient,
     NoCredential, TokenSource, WithCredential,

@@ -162,12 +162,17 @@ pub mod bench_support {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use crate::ConfidentialClient;
     use crate::cache::{CacheKey, CachedToken};
     use crate::secret::AccessToken;
-    use crate::ConfidentialClient;
 
     /// Files an app token for `scopes` as if `client` had received it now.
-    pub fn seed_app_token(client: &ConfidentialClient, scopes: &[&str], access_token: &str, expires_in: Duration) {
+    pub fn seed_app_token(
+        client: &ConfidentialClient,
+        scopes: &[&str],
+        access_token: &str,
+        expires_in: Duration,
+    ) {
         let inner = &client.inner;
         let key = CacheKey::new(Arc::clone(&inner.app_partition), scopes);
         let token = CachedToken::new(
@@ -186,6 +191,9 @@ pub mod bench_support {
     pub fn probe_app_token(client: &ConfidentialClient, scopes: &[&str]) -> bool {
         let inner = &client.inner;
         let key = CacheKey::new(Arc::clone(&inner.app_partition), scopes);
-        inner.cache.get(&key).is_some_and(|t| t.is_usable(inner.clock.now()))
+        inner
+            .cache
+            .get(&key)
+            .is_some_and(|t| t.is_usable(inner.clock.now()))
     }
 }

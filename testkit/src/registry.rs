@@ -250,7 +250,10 @@ impl Registry {
             && v != 1
             && v != 2
         {
-            return Err(TestkitError::Config(format!("{}: 1 or 2", field("access_token_version"))));
+            return Err(TestkitError::Config(format!(
+                "{}: 1 or 2",
+                field("access_token_version")
+            )));
         }
         let home_tid = self.tenant_id(&config.home_tenant);
         let mut tenants = vec![home_tid];

@@ -9,7 +9,7 @@ use confidant::credential::AssertionCallback;
 use confidant::http::ReqwestClient;
 use confidant::{
     Authority, ClientAssertionBuilder, ClientCredentialsRequest, ConfidentialClient, ErrorKind,
-    ManualClock, PemSigner, Pkcs12Signer, TokenCache,
+    ManualClock, PemSigner, Pkcs12Signer, ServerErrorClass, TokenCache,
 };
 use confidant_testkit::{AppConfig, Config, Endpoint, Fault, TestCa, TestCertificate, Testkit};
 
@@ -240,7 +240,10 @@ async fn refused_credentials_are_typed() {
         .acquire_token_for_client(&[SCOPE])
         .await
         .expect_err("unregistered certificate");
-    assert_eq!(err.kind(), ErrorKind::InvalidClient);
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Server(ServerErrorClass::InvalidClient)
+    );
     assert_eq!(err.server_error().and_then(|e| e.aadsts()), Some(700027));
     assert!(err.server_error().and_then(|e| e.trace_id()).is_some());
 
@@ -327,7 +330,10 @@ async fn refused_credentials_are_typed() {
         .acquire_token_for_client(&[SCOPE])
         .await
         .expect_err("unknown client");
-    assert_eq!(err.kind(), ErrorKind::UnauthorizedClient);
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Server(ServerErrorClass::UnauthorizedClient)
+    );
     let wrong_secret =
         fast(ConfidentialClient::builder(authority(&testkit), CLIENT).client_secret("nope"));
     let err = wrong_secret
@@ -355,7 +361,8 @@ async fn refused_credentials_are_typed() {
     assert!(
         matches!(
             err.kind(),
-            ErrorKind::InvalidScope | ErrorKind::InvalidClient
+            ErrorKind::Server(ServerErrorClass::InvalidScope)
+                | ErrorKind::Server(ServerErrorClass::InvalidClient)
         ),
         "{err}"
     );
@@ -369,7 +376,10 @@ async fn unknown_resources_and_bad_scopes_are_invalid_scope() {
         .acquire_token_for_client(&["api://nowhere/.default"])
         .await
         .expect_err("unknown resource");
-    assert_eq!(err.kind(), ErrorKind::InvalidScope);
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Server(ServerErrorClass::InvalidScope)
+    );
     let err = client
         .acquire_token_for_client(&[format!("api://{API}/Accounts.Read")])
         .await
@@ -440,7 +450,10 @@ async fn one_503_is_retried_three_are_an_error() {
         .acquire_token_for_client_with(&ClientCredentialsRequest::new(&[SCOPE]).force_refresh(true))
         .await
         .expect_err("503 twice");
-    assert_eq!(err.kind(), ErrorKind::ServiceUnavailable);
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Server(ServerErrorClass::ServiceUnavailable)
+    );
     assert!(err.is_retryable());
     assert_eq!(
         testkit.request_count(Endpoint::Token),
