@@ -6,3 +6,4 @@ mod http;
 mod parsers;
 mod signers;
 mod support;
+mod testkit;

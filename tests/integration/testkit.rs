@@ -1,0 +1,278 @@
+//! The testkit itself: discovery, JWKS rotation, HTTP Basic client authentication, federated
+//! credentials, claims on the wire. Checked with plain HTTP and jsonwebtoken, not with the crate.
+
+use confidant::credential::AssertionCallback;
+use confidant::{Authority, ClientCredentialsRequest, ConfidentialClient};
+use confidant_testkit::{AppConfig, Config, Endpoint, FederatedCredential, TenantConfig, Testkit};
+
+const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const CLIENT: &str = "11111111-1111-1111-1111-111111111111";
+const SECRET: &str = "testkit-secret";
+
+async fn get_json(url: &str) -> serde_json::Value {
+    let response = reqwest::get(url).await.expect("GET");
+    assert_eq!(response.status(), 200, "{url}");
+    serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON")
+}
+
+#[tokio::test]
+async fn discovery_documents_for_guid_domain_and_multi_tenant_paths() {
+    let config = Config::default().tenant(TenantConfig::new(TID, &["contoso.onmicrosoft.com"]));
+    let testkit = Testkit::builder()
+        .config(config)
+        .start()
+        .await
+        .expect("testkit");
+    let base = testkit.base_url();
+
+    let doc = get_json(&format!(
+        "{base}/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration"
+    ))
+    .await;
+    assert_eq!(doc["issuer"], format!("{base}/{TID}/v2.0"));
+    assert_eq!(
+        doc["token_endpoint"],
+        format!("{base}/{TID}/oauth2/v2.0/token")
+    );
+    assert_eq!(doc["jwks_uri"], format!("{base}/{TID}/discovery/v2.0/keys"));
+    let methods = doc["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .expect("methods");
+    assert!(methods.iter().any(|m| m == "private_key_jwt"));
+
+    let common = get_json(&format!(
+        "{base}/common/v2.0/.well-known/openid-configuration"
+    ))
+    .await;
+    assert_eq!(common["issuer"], format!("{base}/{{tenantid}}/v2.0"));
+    assert_eq!(
+        common["token_endpoint"],
+        format!("{base}/common/oauth2/v2.0/token")
+    );
+
+    let v1 = get_json(&format!("{base}/{TID}/.well-known/openid-configuration")).await;
+    assert_eq!(v1["issuer"], format!("{base}/{TID}/"));
+
+    // The crate's own notion of the authority agrees with the testkit's documents.
+    let authority = Authority::entra_at(base, TID).expect("authority");
+    assert_eq!(authority.issuer(), doc["issuer"].as_str());
+    assert_eq!(
+        authority.token_endpoint().as_str(),
+        doc["token_endpoint"].as_str().expect("string")
+    );
+}
+
+#[tokio::test]
+async fn jwks_rotation_and_tokens_verify_against_the_published_keys() {
+    let api = "22222222-2222-2222-2222-222222222222";
+    let config = Config::default()
+        .app(AppConfig::new(api, TID))
+        .app(AppConfig::new(CLIENT, TID).secret(SECRET));
+    let testkit = Testkit::builder()
+        .config(config)
+        .start()
+        .await
+        .expect("testkit");
+    let client = ConfidentialClient::builder(
+        Authority::entra_at(testkit.base_url(), TID).expect("authority"),
+        CLIENT,
+    )
+    .client_secret(SECRET)
+    .build()
+    .expect("client");
+    let scope = format!("{api}/.default");
+    let first_kid = testkit.signing_key_id();
+    let new_kid = testkit.rotate_signing_key().expect("rotated");
+    assert_ne!(first_kid, new_kid);
+    let jwks = get_json(&format!("{}/{TID}/discovery/v2.0/keys", testkit.base_url())).await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert_eq!(kids, [new_kid.as_str(), first_kid.as_str()]);
+
+    let token = client
+        .acquire_token_for_client(&[&scope])
+        .await
+        .expect("token");
+    let jwt = token.access_token().expose_secret();
+    let header = jsonwebtoken::decode_header(jwt).expect("header");
+    assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).expect("JWKS");
+    let key =
+        jsonwebtoken::DecodingKey::from_jwk(set.find(&new_kid).expect("published")).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[api]);
+    validation.set_issuer(&[testkit.issuer(TID)]);
+    jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &validation).expect("verifies");
+
+    testkit.retire_old_signing_keys();
+    let jwks = get_json(&format!("{}/{TID}/discovery/v2.0/keys", testkit.base_url())).await;
+    assert_eq!(jwks["keys"].as_array().expect("keys").len(), 1);
+}
+
+#[tokio::test]
+async fn http_basic_client_authentication() {
+    let testkit = Testkit::builder()
+        .config(Config::default().app(AppConfig::new(CLIENT, TID).secret(SECRET)))
+        .start()
+        .await
+        .expect("testkit");
+    let url = testkit.token_endpoint(TID);
+    let post = |secret: &'static str| {
+        reqwest::Client::new()
+            .post(&url)
+            .basic_auth(CLIENT, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials&scope=https%3A%2F%2Fvault.azure.net%2F.default")
+            .send()
+    };
+    let ok = post(SECRET).await.expect("sent");
+    assert_eq!(ok.status(), 200);
+    let bad = post("wrong").await.expect("sent");
+    assert_eq!(bad.status(), 401);
+    let body: serde_json::Value =
+        serde_json::from_slice(&bad.bytes().await.expect("body")).expect("JSON");
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(body["error_codes"], serde_json::json!([7000215]));
+    assert!(
+        body["error_description"]
+            .as_str()
+            .expect("text")
+            .starts_with("AADSTS7000215: ")
+    );
+}
+
+#[tokio::test]
+async fn federated_credential_from_a_workload_token() {
+    // A workload identity gets an "api://AzureADTokenExchange" token, then exchanges it for the
+    // target app's token through a federated credential.
+    let exchange = "33333333-3333-3333-3333-333333333333";
+    let workload = "44444444-4444-4444-4444-444444444444";
+    let api = "22222222-2222-2222-2222-222222222222";
+    let testkit = Testkit::builder()
+        .config(
+            Config::default()
+                .app(AppConfig::new(api, TID).app_roles(&["Read"]))
+                .app(
+                    AppConfig::new(exchange, TID)
+                        .identifier_uri("api://AzureADTokenExchange")
+                        .access_token_version(1),
+                )
+                .app(AppConfig::new(workload, TID).secret(SECRET)),
+        )
+        .start()
+        .await
+        .expect("testkit");
+    let authority = Authority::entra_at(testkit.base_url(), TID).expect("authority");
+    let workload_client = ConfidentialClient::builder(authority.clone(), workload)
+        .client_secret(SECRET)
+        .build()
+        .expect("client");
+    let external = workload_client
+        .acquire_token_for_client(&["api://AzureADTokenExchange/.default"])
+        .await
+        .expect("exchange token");
+    let external = external.access_token().expose_secret().to_owned();
+    let payload: serde_json::Value = {
+        use base64::Engine as _;
+        let part = external.split('.').nth(1).expect("JWT");
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .expect("b64"),
+        )
+        .expect("JSON")
+    };
+    assert_eq!(payload["aud"], "api://AzureADTokenExchange");
+    let issuer = payload["iss"].as_str().expect("iss").to_owned();
+    let subject = payload["sub"].as_str().expect("sub").to_owned();
+
+    testkit
+        .register_app(
+            AppConfig::new(CLIENT, TID)
+                .federated_credential(FederatedCredential::new(issuer, subject))
+                .grant_roles(api, &["Read"]),
+        )
+        .expect("registered");
+    let token = external.clone();
+    let client = ConfidentialClient::builder(authority.clone(), CLIENT)
+        .client_assertion(AssertionCallback::new(move |_| {
+            let token = token.clone();
+            async move { Ok::<_, std::convert::Infallible>(token) }
+        }))
+        .build()
+        .expect("client");
+    let result = client
+        .acquire_token_for_client(&[format!("{api}/.default")])
+        .await
+        .expect("federated");
+    let jwt = result.access_token().expose_secret();
+    let claims: serde_json::Value = {
+        use base64::Engine as _;
+        let part = jwt.split('.').nth(1).expect("JWT");
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .expect("b64"),
+        )
+        .expect("JSON")
+    };
+    assert_eq!(claims["azp"], CLIENT);
+    assert_eq!(claims["azpacr"], "2");
+    assert_eq!(claims["roles"], serde_json::json!(["Read"]));
+
+    // A credential for another subject does not match.
+    testkit
+        .register_app(
+            AppConfig::new(CLIENT, TID).federated_credential(FederatedCredential::new(
+                format!("{}/{TID}/", testkit.base_url()),
+                "someone-else",
+            )),
+        )
+        .expect("re-registered");
+    let err = client
+        .acquire_token_for_client_with(
+            &ClientCredentialsRequest::new(&[format!("{api}/.default")]).force_refresh(true),
+        )
+        .await
+        .expect_err("no matching federated credential");
+    assert_eq!(
+        err.server_error().and_then(|e| e.aadsts()),
+        Some(70021),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn claims_are_sent_and_bypass_the_cache() {
+    let testkit = Testkit::builder()
+        .config(Config::default().app(AppConfig::new(CLIENT, TID).secret(SECRET)))
+        .start()
+        .await
+        .expect("testkit");
+    let client = ConfidentialClient::builder(
+        Authority::entra_at(testkit.base_url(), TID).expect("authority"),
+        CLIENT,
+    )
+    .client_secret(SECRET)
+    .build()
+    .expect("client");
+    let scope = "https://vault.azure.net/.default";
+    client
+        .acquire_token_for_client(&[scope])
+        .await
+        .expect("token");
+    let challenge = r#"{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}"#;
+    let fresh = client
+        .acquire_token_for_client_with(&ClientCredentialsRequest::new(&[scope]).claims(challenge))
+        .await
+        .expect("with claims");
+    assert!(!fresh.is_from_cache());
+    let sent = testkit.requests(Endpoint::Token).pop().expect("recorded");
+    assert_eq!(sent.form_value("claims").as_deref(), Some(challenge));
+    assert_eq!(sent.form_value("client_secret").as_deref(), Some(SECRET));
+    assert_eq!(testkit.request_count(Endpoint::Token), 2);
+}
