@@ -1,11 +1,15 @@
 //! The client-credentials grant: app tokens, cached, one request per key.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use super::{AuthenticationResult, ConfidentialClient, Inner, TokenSource, token_request};
 use crate::cache::single_flight::{FlightResult, Joined};
 use crate::cache::{CacheKey, CachedToken, SingleFlight};
 use crate::error::Error;
+
+/// The least time between two proactive refreshes of one token.
+const REFRESH_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A client-credentials request beyond the scopes: force a refresh, or send a claims
 /// challenge (both bypass the cache).
@@ -85,7 +89,7 @@ impl ConfidentialClient {
         let now = inner.clock.now();
         if let Some(token) = inner.cache.get(&key).filter(|t| t.is_usable(now)) {
             if token.needs_refresh(now) {
-                self.refresh_in_background(&key, owned);
+                self.refresh_in_background(&key, owned, now);
             }
             tracing::trace!(cache_hit = true, "app token from cache");
             return Ok(AuthenticationResult {
@@ -114,11 +118,26 @@ impl ConfidentialClient {
         }
     }
 
-    /// Starts a refresh for `key` unless one is in flight; callers keep the valid token.
-    fn refresh_in_background(&self, key: &CacheKey, scopes: Vec<String>) {
+    /// Starts a refresh for `key` unless one is in flight or one started less than a minute ago
+    /// (a refresh that failed is not retried on every hit); callers keep the valid token.
+    fn refresh_in_background(&self, key: &CacheKey, scopes: Vec<String>, now: SystemTime) {
         let inner = &self.inner;
         if inner.cache.flights.is_in_flight(key) {
             return;
+        }
+        {
+            let mut started = inner
+                .refresh_started
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if started
+                .get(key)
+                .is_some_and(|at| now < *at + REFRESH_RETRY_INTERVAL)
+            {
+                return;
+            }
+            started.retain(|_, at| now < *at + REFRESH_RETRY_INTERVAL);
+            started.insert(key.clone(), now);
         }
         let started = inner.cache.flights.join(
             key,

@@ -102,6 +102,9 @@ pub(crate) struct Inner {
     pub(crate) app_partition: Arc<str>,
     /// Requests throttled by `Retry-After`, until when.
     pub(crate) throttled: Mutex<HashMap<CacheKey, SystemTime>>,
+    /// When each key's last proactive refresh started, so a failing refresh is not retried on
+    /// every cache hit.
+    pub(crate) refresh_started: Mutex<HashMap<CacheKey, SystemTime>>,
 }
 
 /// The builder before a credential is chosen.
@@ -280,6 +283,7 @@ impl ClientBuilder<WithCredential> {
                 retry_delay: self.retry_delay,
                 app_partition,
                 throttled: Mutex::new(HashMap::new()),
+                refresh_started: Mutex::new(HashMap::new()),
             }),
         })
     }

@@ -707,3 +707,61 @@ async fn expiry_buffer_and_proactive_refresh() {
         .expect("renewed");
     assert!(!renewed.is_from_cache());
 }
+
+#[tokio::test]
+async fn a_failing_proactive_refresh_is_not_retried_on_every_hit() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let testkit_clock = clock.clone();
+    let config = Config::default()
+        .token_lifetime_secs(7200)
+        .app(api_app())
+        .app(AppConfig::new(CLIENT, TENANT).secret(SECRET));
+    let testkit = Testkit::builder()
+        .config(config)
+        .clock(Arc::new(move || {
+            confidant::Clock::now(testkit_clock.as_ref())
+        }))
+        .start()
+        .await
+        .expect("testkit");
+    let client = fast(
+        ConfidentialClient::builder(authority(&testkit), CLIENT)
+            .client_secret(SECRET)
+            .clock(clock.clone()),
+    );
+    client
+        .acquire_token_for_client(&[SCOPE])
+        .await
+        .expect("token");
+    clock.advance(Duration::from_secs(3601));
+    testkit.inject(Endpoint::Token, Fault::status(400), 10);
+    for _ in 0..10 {
+        let hit = client
+            .acquire_token_for_client(&[SCOPE])
+            .await
+            .expect("the valid token is still served");
+        assert!(hit.is_from_cache());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        testkit.request_count(Endpoint::Token),
+        2,
+        "one failed refresh, not one per hit"
+    );
+    clock.advance(Duration::from_secs(61));
+    client
+        .acquire_token_for_client(&[SCOPE])
+        .await
+        .expect("hit");
+    for _ in 0..50 {
+        if testkit.request_count(Endpoint::Token) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        testkit.request_count(Endpoint::Token),
+        3,
+        "retried after a minute"
+    );
+}
