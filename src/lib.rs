@@ -26,6 +26,7 @@ pub mod http;
 mod secret;
 mod server_error;
 pub mod signer;
+pub mod validator;
 
 pub use crate::assertion::{
     CLIENT_ASSERTION_TYPE, ClientAssertion, ClientAssertionBuilder,

@@ -40,7 +40,7 @@ mod pem;
 mod pkcs12;
 
 pub use self::backend::Backend;
-pub(crate) use self::backend::fill_random;
+pub(crate) use self::backend::{PublicKey, fill_random};
 pub use self::certificate::Certificate;
 pub use self::error::{SignerError, SignerErrorKind};
 pub use self::key::SignerOptions;

@@ -87,3 +87,42 @@ pub(crate) fn verify(alg: Algorithm, public_key: &[u8], message: &[u8], sig: &[u
         .verify(message, sig)
         .is_ok()
 }
+
+/// A public key parsed once for repeated verification (the validator's key sets).
+pub(crate) enum PublicKey {
+    Rsa {
+        rs256: signature::ParsedPublicKey,
+        ps256: signature::ParsedPublicKey,
+    },
+    Ec(signature::ParsedPublicKey),
+}
+
+impl PublicKey {
+    pub(crate) fn rsa(pkcs1_der: &[u8]) -> Option<Self> {
+        Some(PublicKey::Rsa {
+            rs256: signature::ParsedPublicKey::new(
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                pkcs1_der,
+            )
+            .ok()?,
+            ps256: signature::ParsedPublicKey::new(&signature::RSA_PSS_2048_8192_SHA256, pkcs1_der)
+                .ok()?,
+        })
+    }
+
+    pub(crate) fn ec_p256(point: &[u8]) -> Option<Self> {
+        signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+            .ok()
+            .map(PublicKey::Ec)
+    }
+
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], sig: &[u8]) -> bool {
+        let key = match (self, alg) {
+            (PublicKey::Rsa { rs256, .. }, Algorithm::Rs256) => rs256,
+            (PublicKey::Rsa { ps256, .. }, Algorithm::Ps256) => ps256,
+            (PublicKey::Ec(key), Algorithm::Es256) => key,
+            _ => return false,
+        };
+        key.verify_sig(message, sig).is_ok()
+    }
+}

@@ -106,6 +106,49 @@ impl fmt::Debug for KeyPair {
     }
 }
 
+/// A public key parsed once by one backend, for the validator's key sets.
+pub(crate) enum PublicKey {
+    #[cfg(feature = "aws-lc")]
+    AwsLc(aws_lc::PublicKey),
+    #[cfg(feature = "rust-crypto")]
+    RustCrypto(rust_crypto::PublicKey),
+}
+
+impl PublicKey {
+    /// An RSA key from its PKCS#1 `RSAPublicKey` DER; `None` if the backend refuses it.
+    pub(crate) fn rsa(backend: Backend, pkcs1_der: &[u8]) -> Option<Self> {
+        match backend {
+            #[cfg(feature = "aws-lc")]
+            Backend::AwsLc => aws_lc::PublicKey::rsa(pkcs1_der).map(PublicKey::AwsLc),
+            #[cfg(feature = "rust-crypto")]
+            Backend::RustCrypto => {
+                rust_crypto::PublicKey::rsa(pkcs1_der).map(PublicKey::RustCrypto)
+            }
+        }
+    }
+
+    /// A P-256 key from its uncompressed point; `None` if it is not on the curve.
+    pub(crate) fn ec_p256(backend: Backend, point: &[u8]) -> Option<Self> {
+        match backend {
+            #[cfg(feature = "aws-lc")]
+            Backend::AwsLc => aws_lc::PublicKey::ec_p256(point).map(PublicKey::AwsLc),
+            #[cfg(feature = "rust-crypto")]
+            Backend::RustCrypto => {
+                rust_crypto::PublicKey::ec_p256(point).map(PublicKey::RustCrypto)
+            }
+        }
+    }
+
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            #[cfg(feature = "aws-lc")]
+            PublicKey::AwsLc(k) => k.verify(alg, message, signature),
+            #[cfg(feature = "rust-crypto")]
+            PublicKey::RustCrypto(k) => k.verify(alg, message, signature),
+        }
+    }
+}
+
 /// Verifies a JWS signature with a public key in the form [`KeyPair::public_key`] returns.
 pub(crate) fn verify(
     backend: Backend,

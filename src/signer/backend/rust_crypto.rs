@@ -132,3 +132,46 @@ pub(crate) fn verify(alg: Algorithm, public_key: &[u8], message: &[u8], sig: &[u
         }
     }
 }
+
+/// A public key parsed once for repeated verification (the validator's key sets).
+pub(crate) enum PublicKey {
+    Rsa(
+        Box<(
+            rsa::pkcs1v15::VerifyingKey<Sha256>,
+            rsa::pss::VerifyingKey<Sha256>,
+        )>,
+    ),
+    Ec(EcVerifyingKey),
+}
+
+impl PublicKey {
+    pub(crate) fn rsa(pkcs1_der: &[u8]) -> Option<Self> {
+        let key = RsaPublicKey::from_pkcs1_der(pkcs1_der).ok()?;
+        if !(2048..=8192).contains(&key.n().bits()) {
+            return None;
+        }
+        Some(PublicKey::Rsa(Box::new((
+            rsa::pkcs1v15::VerifyingKey::new(key.clone()),
+            rsa::pss::VerifyingKey::new(key),
+        ))))
+    }
+
+    pub(crate) fn ec_p256(point: &[u8]) -> Option<Self> {
+        EcVerifyingKey::from_sec1_bytes(point)
+            .ok()
+            .map(PublicKey::Ec)
+    }
+
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], sig: &[u8]) -> bool {
+        match (self, alg) {
+            (PublicKey::Rsa(keys), Algorithm::Rs256) => rsa::pkcs1v15::Signature::try_from(sig)
+                .is_ok_and(|s| keys.0.verify(message, &s).is_ok()),
+            (PublicKey::Rsa(keys), Algorithm::Ps256) => {
+                rsa::pss::Signature::try_from(sig).is_ok_and(|s| keys.1.verify(message, &s).is_ok())
+            }
+            (PublicKey::Ec(key), Algorithm::Es256) => p256::ecdsa::Signature::from_slice(sig)
+                .is_ok_and(|s| key.verify(message, &s).is_ok()),
+            _ => false,
+        }
+    }
+}
