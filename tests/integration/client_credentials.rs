@@ -637,8 +637,9 @@ async fn no_cross_tenant_or_cross_scope_hits() {
     );
 }
 
-#[tokio::test]
-async fn expiry_buffer_and_proactive_refresh() {
+/// A testkit issuing two-hour tokens (so `refresh_in` is one hour) and a secret client, both
+/// reading one manual clock.
+async fn two_hour_tokens_on_a_shared_clock() -> (Testkit, ConfidentialClient, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let testkit_clock = clock.clone();
     let config = Config::default()
@@ -658,6 +659,12 @@ async fn expiry_buffer_and_proactive_refresh() {
             .client_secret(SECRET)
             .clock(clock.clone()),
     );
+    (testkit, client, clock)
+}
+
+#[tokio::test]
+async fn expiry_buffer_and_proactive_refresh() {
+    let (testkit, client, clock) = two_hour_tokens_on_a_shared_clock().await;
     let first = client
         .acquire_token_for_client(&[SCOPE])
         .await
@@ -710,25 +717,7 @@ async fn expiry_buffer_and_proactive_refresh() {
 
 #[tokio::test]
 async fn a_failing_proactive_refresh_is_not_retried_on_every_hit() {
-    let clock = Arc::new(ManualClock::new(SystemTime::now()));
-    let testkit_clock = clock.clone();
-    let config = Config::default()
-        .token_lifetime_secs(7200)
-        .app(api_app())
-        .app(AppConfig::new(CLIENT, TENANT).secret(SECRET));
-    let testkit = Testkit::builder()
-        .config(config)
-        .clock(Arc::new(move || {
-            confidant::Clock::now(testkit_clock.as_ref())
-        }))
-        .start()
-        .await
-        .expect("testkit");
-    let client = fast(
-        ConfidentialClient::builder(authority(&testkit), CLIENT)
-            .client_secret(SECRET)
-            .clock(clock.clone()),
-    );
+    let (testkit, client, clock) = two_hour_tokens_on_a_shared_clock().await;
     client
         .acquire_token_for_client(&[SCOPE])
         .await
