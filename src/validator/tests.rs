@@ -324,3 +324,103 @@ fn wrong_key_type_and_signature_length_fail_before_the_backend() {
         Err(ValidationErrorKind::BadSignature)
     );
 }
+
+/// The whole core on tokens the testkit issued, with its published keys.
+#[tokio::test]
+async fn testkit_tokens_through_the_core() {
+    use std::time::{Duration, SystemTime};
+
+    use confidant_testkit::{AppConfig, Config, Testkit};
+
+    use super::claims::{IssuerRule, Profile, Rules};
+    use super::jws::DEFAULT_MAX_TOKEN_BYTES;
+    use crate::{Authority, ConfidentialClient};
+
+    const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const API: &str = "22222222-2222-2222-2222-222222222222";
+    let config = Config::default()
+        .app(AppConfig::new(API, TID))
+        .app(AppConfig::new("client", TID).secret("s"));
+    let testkit = Testkit::builder()
+        .config(config)
+        .start()
+        .await
+        .expect("testkit");
+    let authority = Authority::entra_at(testkit.base_url(), TID).expect("authority");
+    let client = ConfidentialClient::builder(authority.clone(), "client")
+        .client_secret("s")
+        .build()
+        .expect("client");
+    let token = client
+        .acquire_token_for_client(&[format!("{API}/.default")])
+        .await
+        .expect("token");
+    let token = token.access_token().expose_secret().to_owned();
+    let jwks = reqwest::get(authority.jwks_uri().as_str())
+        .await
+        .expect("JWKS")
+        .bytes()
+        .await
+        .expect("body");
+    let keys = KeySet::from_json(&jwks, Backend::default()).expect("key set");
+    let rules = Rules {
+        issuers: vec![IssuerRule::new(authority.issuer().expect("issuer"))],
+        audiences: vec![API.to_owned()],
+        tenants: None,
+        skew: Duration::from_secs(300),
+        profile: Profile::Entra,
+    };
+    let now = SystemTime::now();
+    let claims =
+        super::validate_with(&token, &keys, &rules, DEFAULT_MAX_TOKEN_BYTES, now).expect("valid");
+    assert_eq!(claims["azp"], "client");
+
+    let kind = |t: &str, r: &Rules, at: SystemTime| {
+        super::validate_with(t, &keys, r, DEFAULT_MAX_TOKEN_BYTES, at)
+            .map(|_| ())
+            .map_err(|e| e.kind())
+    };
+    // A changed payload byte breaks the signature, before any claim is read.
+    let dot = token.find('.').expect("dot") + 5;
+    let mut tampered = token.clone().into_bytes();
+    tampered[dot] = if tampered[dot] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    assert_eq!(
+        kind(&tampered, &rules, now),
+        Err(ValidationErrorKind::BadSignature)
+    );
+    // Expired, other audience, other issuer.
+    assert_eq!(
+        kind(&token, &rules, now + Duration::from_secs(3599 + 300)),
+        Err(ValidationErrorKind::Expired)
+    );
+    let mut other_audience = rules.clone();
+    other_audience.audiences = vec!["api://other".into()];
+    assert_eq!(
+        kind(&token, &other_audience, now),
+        Err(ValidationErrorKind::BadAudience)
+    );
+    let mut other_issuer = rules.clone();
+    other_issuer.issuers = vec![IssuerRule::new(
+        "https://login.microsoftonline.com/{tenantid}/v2.0",
+    )];
+    other_issuer.tenants = Some(vec![TID.into()]);
+    assert_eq!(
+        kind(&token, &other_issuer, now),
+        Err(ValidationErrorKind::BadIssuer)
+    );
+    // After rotation and retirement, the old kid is unknown.
+    testkit.rotate_signing_key().expect("rotate");
+    testkit.retire_old_signing_keys();
+    let jwks = reqwest::get(authority.jwks_uri().as_str())
+        .await
+        .expect("JWKS")
+        .bytes()
+        .await
+        .expect("body");
+    let rotated = KeySet::from_json(&jwks, Backend::default()).expect("key set");
+    let result = super::validate_with(&token, &rotated, &rules, DEFAULT_MAX_TOKEN_BYTES, now)
+        .map(|_| ())
+        .map_err(|e| e.kind());
+    assert_eq!(result, Err(ValidationErrorKind::KeyNotFound));
+}

@@ -1,0 +1,490 @@
+//! Claim rules (VALIDATION.md C1–C6), read only after the signature verified (P10).
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+
+use super::error::{ValidationError, ValidationErrorKind};
+
+/// Largest time value accepted (9999-12-31T23:59:59Z).
+const MAX_TIME: u64 = 253_402_300_799;
+
+/// The token profile whose markers C6 requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// Entra ID: v2 (`ver` 2.0, `azp`, `azpacr`) or v1 (`ver` 1.0, `appid`, `appidacr`).
+    Entra,
+    /// Azure AD B2C: `azp`, `scp`.
+    B2c,
+    /// RFC 9068: `typ` `at+jwt`, `sub`, `client_id`, `iat`, `jti`.
+    Generic,
+}
+
+/// An expected issuer: exact, or an Entra template with `{tenantid}` pre-split around it.
+#[derive(Debug, Clone)]
+pub(crate) enum IssuerRule {
+    Exact(String),
+    Template { prefix: String, suffix: String },
+}
+
+impl IssuerRule {
+    pub(crate) fn new(issuer: &str) -> Self {
+        match issuer.split_once("{tenantid}") {
+            Some((prefix, suffix)) => IssuerRule::Template {
+                prefix: prefix.to_owned(),
+                suffix: suffix.to_owned(),
+            },
+            None => IssuerRule::Exact(issuer.to_owned()),
+        }
+    }
+
+    /// Whether `iss` matches, with the token's `tid` in a template (C3).
+    fn matches(&self, iss: &str, tid: Option<&str>) -> bool {
+        match self {
+            IssuerRule::Exact(expected) => iss == expected,
+            IssuerRule::Template { prefix, suffix } => tid.is_some_and(|tid| {
+                iss.len() == prefix.len() + tid.len() + suffix.len()
+                    && iss.starts_with(prefix.as_str())
+                    && iss.ends_with(suffix.as_str())
+                    && &iss[prefix.len()..prefix.len() + tid.len()] == tid
+            }),
+        }
+    }
+}
+
+/// What the claims must satisfy.
+#[derive(Debug, Clone)]
+pub(crate) struct Rules {
+    pub(crate) issuers: Vec<IssuerRule>,
+    pub(crate) audiences: Vec<String>,
+    /// Tenant ids accepted; `None` accepts any tenant the issuer rules admit.
+    pub(crate) tenants: Option<Vec<String>>,
+    pub(crate) skew: Duration,
+    pub(crate) profile: Profile,
+}
+
+fn missing(detail: &'static str) -> ValidationError {
+    ValidationError::new(ValidationErrorKind::MissingClaim, detail)
+}
+
+/// A string claim, or `missing_claim` if present with another type (C1).
+fn string<'a>(
+    claims: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, ValidationError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(missing("a claim has the wrong JSON type")),
+    }
+}
+
+fn time(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, ValidationError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            let value = n
+                .as_u64()
+                .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64));
+            value
+                .filter(|v| *v <= MAX_TIME)
+                .map(Some)
+                .ok_or_else(|| missing("a time claim is out of range"))
+        }
+        Some(_) => Err(missing("a time claim is not a number")),
+    }
+}
+
+fn string_array(claims: &Map<String, Value>, name: &str) -> Result<(), ValidationError> {
+    match claims.get(name) {
+        None => Ok(()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(()),
+        Some(_) => Err(missing("a claim has the wrong JSON type")),
+    }
+}
+
+/// Whether `s` is a lowercase canonical GUID.
+fn is_lower_guid(s: &str) -> bool {
+    crate::authority::is_guid(s) && !s.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// Checks C1–C6 in the order of §8.2 (6)–(10).
+pub(crate) fn check(
+    claims: &Map<String, Value>,
+    rules: &Rules,
+    now: SystemTime,
+    is_at_jwt: bool,
+) -> Result<(), ValidationError> {
+    // (6) C1: types of every modelled claim.
+    for name in [
+        "iss",
+        "sub",
+        "azp",
+        "appid",
+        "client_id",
+        "tid",
+        "oid",
+        "ver",
+        "idtyp",
+        "tfp",
+        "acr",
+        "jti",
+        "azpacr",
+        "appidacr",
+        "scp",
+        "scope",
+    ] {
+        string(claims, name)?;
+    }
+    for name in ["roles", "acrs", "amr"] {
+        string_array(claims, name)?;
+    }
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            items.iter().filter_map(Value::as_str).collect()
+        }
+        Some(_) => {
+            return Err(missing(
+                "aud is not a string or a non-empty array of strings",
+            ));
+        }
+        None => return Err(missing("aud is required")),
+    };
+    let exp = time(claims, "exp")?.ok_or_else(|| missing("exp is required"))?;
+    let nbf = time(claims, "nbf")?;
+    let iat = time(claims, "iat")?;
+    let iss = string(claims, "iss")?.ok_or_else(|| missing("iss is required"))?;
+
+    // (7) C2.
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let skew = rules.skew.as_secs();
+    if now >= exp.saturating_add(skew) {
+        return Err(ValidationError::new(
+            ValidationErrorKind::Expired,
+            "now is past exp plus skew",
+        ));
+    }
+    if let Some(nbf) = nbf
+        && (nbf > now.saturating_add(skew) || nbf > exp)
+    {
+        return Err(ValidationError::new(
+            ValidationErrorKind::NotYetValid,
+            "nbf is in the future",
+        ));
+    }
+    if iat.is_some_and(|iat| iat > now.saturating_add(skew)) {
+        return Err(ValidationError::new(
+            ValidationErrorKind::IssuedInFuture,
+            "iat is in the future",
+        ));
+    }
+
+    // (8) C3, C4.
+    let bad_issuer = |detail| ValidationError::new(ValidationErrorKind::BadIssuer, detail);
+    let tid = string(claims, "tid")?;
+    if rules.profile == Profile::Entra {
+        match tid {
+            Some(t) if is_lower_guid(t) => {}
+            _ => return Err(bad_issuer("tid must be a lowercase GUID")),
+        }
+    }
+    let matched = rules
+        .issuers
+        .iter()
+        .find(|rule| rule.matches(iss, tid))
+        .ok_or_else(|| bad_issuer("iss is not an expected issuer"))?;
+    if rules.profile == Profile::Entra {
+        // v1 issuers end with '/', v2 with "/v2.0"; `ver` must agree.
+        let is_v2 = iss.ends_with("/v2.0");
+        let ver = string(claims, "ver")?;
+        if ver != Some(if is_v2 { "2.0" } else { "1.0" }) {
+            return Err(bad_issuer("ver does not fit the issuer's version"));
+        }
+    }
+    let templated = matches!(matched, IssuerRule::Template { .. });
+    match &rules.tenants {
+        Some(allowed) if !tid.is_some_and(|t| allowed.iter().any(|a| a == t)) => {
+            return Err(bad_issuer("the tenant is not allowed"));
+        }
+        Some(_) => {}
+        None if templated => return Err(bad_issuer("multi-tenant issuers need a tenant list")),
+        None => {}
+    }
+
+    // (9) C5.
+    if !audiences
+        .iter()
+        .any(|a| !a.is_empty() && rules.audiences.iter().any(|r| r == a))
+    {
+        return Err(ValidationError::new(
+            ValidationErrorKind::BadAudience,
+            "aud is not an accepted audience",
+        ));
+    }
+
+    // (10) C6.
+    let wrong_type = |detail| ValidationError::new(ValidationErrorKind::WrongTokenType, detail);
+    for marker in ["nonce", "at_hash", "c_hash", "cnf"] {
+        if claims.contains_key(marker) {
+            return Err(wrong_type(
+                "an ID-token or sender-constrained claim is present",
+            ));
+        }
+    }
+    if string(claims, "idtyp")?.is_some_and(|t| t != "app" && t != "user") {
+        return Err(wrong_type("idtyp is neither app nor user"));
+    }
+    let has = |name: &str| claims.contains_key(name);
+    let markers = match rules.profile {
+        Profile::Entra => match string(claims, "ver")? {
+            Some("2.0") => has("azp") && has("azpacr"),
+            Some("1.0") => has("appid") && has("appidacr"),
+            _ => false,
+        },
+        Profile::B2c => has("azp") && has("scp"),
+        Profile::Generic => {
+            is_at_jwt && has("sub") && has("client_id") && iat.is_some() && has("jti")
+        }
+    };
+    if !markers {
+        return Err(wrong_type("the access-token markers are missing"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const API: &str = "22222222-2222-2222-2222-222222222222";
+    const NOW: u64 = 1_800_000_000;
+
+    fn rules() -> Rules {
+        Rules {
+            issuers: vec![
+                IssuerRule::new(&format!("https://login.microsoftonline.com/{TID}/v2.0")),
+                IssuerRule::new(&format!("https://sts.windows.net/{TID}/")),
+            ],
+            audiences: vec![API.to_owned(), format!("api://{API}")],
+            tenants: None,
+            skew: Duration::from_secs(300),
+            profile: Profile::Entra,
+        }
+    }
+
+    fn v2() -> Map<String, Value> {
+        json!({
+            "iss": format!("https://login.microsoftonline.com/{TID}/v2.0"),
+            "aud": API, "tid": TID, "ver": "2.0", "azp": "c", "azpacr": "2",
+            "iat": NOW, "nbf": NOW, "exp": NOW + 3600, "sub": "s", "oid": "o", "roles": ["Read"],
+        })
+        .as_object()
+        .cloned()
+        .expect("object")
+    }
+
+    fn at(now: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(now)
+    }
+
+    fn kind(claims: &Map<String, Value>, rules: &Rules) -> Result<(), ValidationErrorKind> {
+        check(claims, rules, at(NOW), false).map_err(|e| e.kind())
+    }
+
+    fn with(member: &str, value: Value) -> Map<String, Value> {
+        let mut c = v2();
+        c.insert(member.to_owned(), value);
+        c
+    }
+
+    fn without(member: &str) -> Map<String, Value> {
+        let mut c = v2();
+        c.remove(member);
+        c
+    }
+
+    #[test]
+    fn positive_controls() {
+        assert_eq!(kind(&v2(), &rules()), Ok(()));
+        let mut v1 = v2();
+        v1.remove("azp");
+        v1.remove("azpacr");
+        v1.insert(
+            "iss".into(),
+            json!(format!("https://sts.windows.net/{TID}/")),
+        );
+        v1.insert("ver".into(), json!("1.0"));
+        v1.insert("appid".into(), json!("c"));
+        v1.insert("appidacr".into(), json!("1"));
+        v1.insert("aud".into(), json!(format!("api://{API}")));
+        assert_eq!(kind(&v1, &rules()), Ok(()));
+        assert_eq!(kind(&with("aud", json!(["other", API])), &rules()), Ok(()));
+    }
+
+    #[test]
+    fn c1_types() {
+        use ValidationErrorKind::MissingClaim;
+        for (name, value) in [
+            ("exp", json!("1800003600")),
+            ("exp", json!(-1)),
+            ("exp", json!(253_402_300_800u64)),
+            ("iss", json!(5)),
+            ("aud", json!([])),
+            ("aud", json!([1])),
+            ("roles", json!("Read")),
+            ("scp", json!(["a"])),
+            ("tid", json!(null)),
+        ] {
+            assert_eq!(
+                kind(&with(name, value.clone()), &rules()),
+                Err(MissingClaim),
+                "{name}={value}"
+            );
+        }
+        assert_eq!(kind(&without("exp"), &rules()), Err(MissingClaim));
+        assert_eq!(kind(&without("aud"), &rules()), Err(MissingClaim));
+        assert_eq!(kind(&without("iss"), &rules()), Err(MissingClaim));
+    }
+
+    #[test]
+    fn c2_times() {
+        use ValidationErrorKind::*;
+        let c = v2();
+        let r = rules();
+        assert!(
+            check(&c, &r, at(NOW + 3600 + 299), false).is_ok(),
+            "within skew"
+        );
+        assert_eq!(
+            check(&c, &r, at(NOW + 3600 + 300), false).map_err(|e| e.kind()),
+            Err(Expired)
+        );
+        assert_eq!(kind(&with("nbf", json!(NOW + 301)), &r), Err(NotYetValid));
+        assert_eq!(
+            kind(&with("nbf", json!(NOW + 3601)), &r),
+            Err(NotYetValid),
+            "nbf after exp"
+        );
+        assert_eq!(
+            kind(&with("iat", json!(NOW + 301)), &r),
+            Err(IssuedInFuture)
+        );
+        assert_eq!(
+            kind(&with("exp", json!(NOW as f64 + 3600.5)), &r),
+            Ok(()),
+            "fraction dropped"
+        );
+    }
+
+    #[test]
+    fn c3_c4_issuers_and_tenants() {
+        use ValidationErrorKind::BadIssuer;
+        let r = rules();
+        for iss in [
+            format!("https://login.microsoftonline.com/{TID}/v2.0/"),
+            format!("https://LOGIN.microsoftonline.com/{TID}/v2.0"),
+            format!("https://login.microsoftonline.com:443/{TID}/v2.0"),
+            format!(
+                "https://login.microsoftonline.com/{}/v2.0",
+                TID.to_uppercase()
+            ),
+        ] {
+            assert_eq!(kind(&with("iss", json!(iss)), &r), Err(BadIssuer), "{iss}");
+        }
+        assert_eq!(
+            kind(&with("ver", json!("1.0")), &r),
+            Err(BadIssuer),
+            "ver must fit the issuer"
+        );
+        assert_eq!(
+            kind(&with("tid", json!(TID.to_uppercase())), &r),
+            Err(BadIssuer)
+        );
+
+        let other = "0b2c5e8a-1111-4222-8333-944445555666";
+        let mut multi = rules();
+        multi.issuers = vec![IssuerRule::new(
+            "https://login.microsoftonline.com/{tenantid}/v2.0",
+        )];
+        let foreign = with("tid", json!(other));
+        let mut foreign = foreign;
+        foreign.insert(
+            "iss".into(),
+            json!(format!("https://login.microsoftonline.com/{other}/v2.0")),
+        );
+        assert_eq!(
+            kind(&foreign, &multi),
+            Err(BadIssuer),
+            "templates need a tenant list"
+        );
+        multi.tenants = Some(vec![TID.to_owned()]);
+        assert_eq!(kind(&foreign, &multi), Err(BadIssuer), "tenant not allowed");
+        multi.tenants = Some(vec![TID.to_owned(), other.to_owned()]);
+        assert_eq!(kind(&foreign, &multi), Ok(()));
+        // The template takes the token's own tid: another tenant's iss does not pass.
+        let mut mismatched = foreign.clone();
+        mismatched.insert("tid".into(), json!(TID));
+        assert_eq!(kind(&mismatched, &multi), Err(BadIssuer));
+    }
+
+    #[test]
+    fn c5_audience() {
+        use ValidationErrorKind::BadAudience;
+        for aud in [
+            json!(""),
+            json!(format!("api://{API}").to_uppercase()),
+            json!(format!("{API}/")),
+            json!(["x", "y"]),
+        ] {
+            assert_eq!(
+                kind(&with("aud", aud.clone()), &rules()),
+                Err(BadAudience),
+                "{aud}"
+            );
+        }
+    }
+
+    #[test]
+    fn c6_token_types() {
+        use ValidationErrorKind::WrongTokenType;
+        for (name, value) in [
+            ("nonce", json!("n")),
+            ("at_hash", json!("h")),
+            ("cnf", json!({})),
+            ("idtyp", json!("device")),
+        ] {
+            assert_eq!(
+                kind(&with(name, value), &rules()),
+                Err(WrongTokenType),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            kind(&without("azpacr"), &rules()),
+            Err(WrongTokenType),
+            "an ID token lacks azpacr"
+        );
+        let mut generic = rules();
+        generic.profile = Profile::Generic;
+        generic.issuers = vec![IssuerRule::new("https://id.example.com")];
+        let mut c = with("iss", json!("https://id.example.com"));
+        c.insert("client_id".into(), json!("c"));
+        c.insert("jti".into(), json!("j"));
+        assert_eq!(
+            check(&c, &generic, at(NOW), true).map_err(|e| e.kind()),
+            Ok(())
+        );
+        assert_eq!(
+            check(&c, &generic, at(NOW), false).map_err(|e| e.kind()),
+            Err(WrongTokenType),
+            "typ must be at+jwt"
+        );
+    }
+}
