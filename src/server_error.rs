@@ -108,22 +108,17 @@ impl ServerError {
                 claims: b.claims,
                 retry_after,
             },
-            None => Self {
-                status,
-                error: if status >= 500 {
-                    "server_error".into()
+            None => {
+                let error = if status >= 500 {
+                    "server_error".to_owned()
                 } else {
                     format!("http_{status}")
-                },
-                description: None,
-                error_codes: Vec::new(),
-                suberror: None,
-                trace_id: None,
-                correlation_id: None,
-                timestamp: None,
-                claims: None,
-                retry_after,
-            },
+                };
+                Self {
+                    retry_after,
+                    ..Self::bare(status, error)
+                }
+            }
         }
     }
 
@@ -218,18 +213,27 @@ impl ServerError {
     /// A throttled error made locally: an earlier `Retry-After` has not passed yet.
     pub(crate) fn still_throttled(remaining: Duration) -> Self {
         Self {
-            status: 429,
-            error: "throttled".into(),
             description: Some(
                 "an earlier Retry-After has not passed; the request was not sent".into(),
             ),
+            retry_after: Some(remaining),
+            ..Self::bare(429, "throttled".to_owned())
+        }
+    }
+
+    /// An error with a status and an error code and nothing else.
+    fn bare(status: u16, error: String) -> Self {
+        Self {
+            status,
+            error,
+            description: None,
             error_codes: Vec::new(),
             suberror: None,
             trace_id: None,
             correlation_id: None,
             timestamp: None,
             claims: None,
-            retry_after: Some(remaining),
+            retry_after: None,
         }
     }
 }

@@ -325,6 +325,17 @@ fn wrong_key_type_and_signature_length_fail_before_the_backend() {
     );
 }
 
+/// The key set the authority publishes now.
+async fn published_keys(authority: &crate::Authority) -> KeySet {
+    let jwks = reqwest::get(authority.jwks_uri().as_str())
+        .await
+        .expect("JWKS")
+        .bytes()
+        .await
+        .expect("body");
+    KeySet::from_json(&jwks, Backend::default()).expect("key set")
+}
+
 /// The whole core on tokens the testkit issued, with its published keys.
 #[tokio::test]
 async fn testkit_tokens_through_the_core() {
@@ -356,13 +367,7 @@ async fn testkit_tokens_through_the_core() {
         .await
         .expect("token");
     let token = token.access_token().expose_secret().to_owned();
-    let jwks = reqwest::get(authority.jwks_uri().as_str())
-        .await
-        .expect("JWKS")
-        .bytes()
-        .await
-        .expect("body");
-    let keys = KeySet::from_json(&jwks, Backend::default()).expect("key set");
+    let keys = published_keys(&authority).await;
     let rules = Rules {
         issuers: vec![IssuerRule::new(authority.issuer().expect("issuer"))],
         audiences: vec![API.to_owned()],
@@ -412,13 +417,7 @@ async fn testkit_tokens_through_the_core() {
     // After rotation and retirement, the old kid is unknown.
     testkit.rotate_signing_key().expect("rotate");
     testkit.retire_old_signing_keys();
-    let jwks = reqwest::get(authority.jwks_uri().as_str())
-        .await
-        .expect("JWKS")
-        .bytes()
-        .await
-        .expect("body");
-    let rotated = KeySet::from_json(&jwks, Backend::default()).expect("key set");
+    let rotated = published_keys(&authority).await;
     let result = super::validate_with(&token, &rotated, &rules, DEFAULT_MAX_TOKEN_BYTES, now)
         .map(|_| ())
         .map_err(|e| e.kind());

@@ -9,6 +9,27 @@ const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT: &str = "11111111-1111-1111-1111-111111111111";
 const SECRET: &str = "testkit-secret";
 
+/// The claims of a JWT, decoded without verification.
+fn jwt_claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = jwt.split('.').nth(1).expect("JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("b64url");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+/// A client of `CLIENT` with `SECRET` at the testkit's `TID`.
+fn secret_client(testkit: &Testkit) -> ConfidentialClient {
+    ConfidentialClient::builder(
+        Authority::entra_at(testkit.base_url(), TID).expect("authority"),
+        CLIENT,
+    )
+    .client_secret(SECRET)
+    .build()
+    .expect("client")
+}
+
 async fn get_json(url: &str) -> serde_json::Value {
     let response = reqwest::get(url).await.expect("GET");
     assert_eq!(response.status(), 200, "{url}");
@@ -73,13 +94,7 @@ async fn jwks_rotation_and_tokens_verify_against_the_published_keys() {
         .start()
         .await
         .expect("testkit");
-    let client = ConfidentialClient::builder(
-        Authority::entra_at(testkit.base_url(), TID).expect("authority"),
-        CLIENT,
-    )
-    .client_secret(SECRET)
-    .build()
-    .expect("client");
+    let client = secret_client(&testkit);
     let scope = format!("{api}/.default");
     let first_kid = testkit.signing_key_id();
     let new_kid = testkit.rotate_signing_key().expect("rotated");
@@ -176,16 +191,7 @@ async fn federated_credential_from_a_workload_token() {
         .await
         .expect("exchange token");
     let external = external.access_token().expose_secret().to_owned();
-    let payload: serde_json::Value = {
-        use base64::Engine as _;
-        let part = external.split('.').nth(1).expect("JWT");
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(part)
-                .expect("b64"),
-        )
-        .expect("JSON")
-    };
+    let payload = jwt_claims(&external);
     assert_eq!(payload["aud"], "api://AzureADTokenExchange");
     let issuer = payload["iss"].as_str().expect("iss").to_owned();
     let subject = payload["sub"].as_str().expect("sub").to_owned();
@@ -210,16 +216,7 @@ async fn federated_credential_from_a_workload_token() {
         .await
         .expect("federated");
     let jwt = result.access_token().expose_secret();
-    let claims: serde_json::Value = {
-        use base64::Engine as _;
-        let part = jwt.split('.').nth(1).expect("JWT");
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(part)
-                .expect("b64"),
-        )
-        .expect("JSON")
-    };
+    let claims = jwt_claims(jwt);
     assert_eq!(claims["azp"], CLIENT);
     assert_eq!(claims["azpacr"], "2");
     assert_eq!(claims["roles"], serde_json::json!(["Read"]));
@@ -253,13 +250,7 @@ async fn claims_are_sent_and_bypass_the_cache() {
         .start()
         .await
         .expect("testkit");
-    let client = ConfidentialClient::builder(
-        Authority::entra_at(testkit.base_url(), TID).expect("authority"),
-        CLIENT,
-    )
-    .client_secret(SECRET)
-    .build()
-    .expect("client");
+    let client = secret_client(&testkit);
     let scope = "https://vault.azure.net/.default";
     client
         .acquire_token_for_client(&[scope])
