@@ -390,6 +390,77 @@ impl Authority {
     }
 }
 
+impl Authority {
+    /// L2: whether a discovery document's `issuer` is the one this authority implies. A tenant
+    /// given as a domain name accepts its GUID issuer, which is then pinned.
+    pub(crate) fn accepts_discovered_issuer(&self, discovered: &str) -> bool {
+        if let Some(expected) = &self.issuer {
+            return discovered == expected;
+        }
+        let guid_between = |prefix: &str, suffix: &str| {
+            discovered
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(suffix))
+                .is_some_and(|tid| is_guid(tid) && !tid.bytes().any(|b| b.is_ascii_uppercase()))
+        };
+        // The base URL the layout was placed on: the authority URL without its tenant (and
+        // B2C policy) segments.
+        let base = {
+            let mut base = self.url.clone();
+            if let Ok(mut path) = base.path_segments_mut() {
+                path.pop();
+                if self.kind == AuthorityKind::B2c {
+                    path.pop();
+                }
+            }
+            issuer_base(&base)
+        };
+        match self.kind {
+            AuthorityKind::Entra => guid_between(&format!("{base}/"), "/v2.0"),
+            AuthorityKind::B2c => guid_between(&format!("{base}/"), "/v2.0/"),
+            AuthorityKind::Ciam => discovered
+                .strip_prefix("https://")
+                .and_then(|rest| rest.split_once(".ciamlogin.com/"))
+                .is_some_and(|(tid, rest)| is_guid(tid) && rest == format!("{tid}/v2.0")),
+            AuthorityKind::Oidc => false,
+        }
+    }
+}
+
+/// The Entra v1 issuer of the tenant whose v2 issuer is `v2` (`https://{host}/{tid}/v2.0`, `tid`
+/// maybe `{tenantid}`): `https://sts.windows.net/{tid}/` in the public cloud, the China cloud's
+/// `sts.chinacloudapi.cn`, the US Government login host, and on other hosts (the testkit) the v2
+/// issuer without `v2.0`.
+pub(crate) fn entra_v1_issuer(v2: &str) -> Option<String> {
+    let without = v2.strip_suffix("v2.0")?;
+    let (_, tid) = without.strip_suffix('/')?.rsplit_once('/')?;
+    let host = without.split_once("://")?.1.split(['/', ':']).next()?;
+    let v1_host = match AzureCloud::from_host(host) {
+        Some(AzureCloud::Public) => "https://sts.windows.net",
+        Some(AzureCloud::China) => "https://sts.chinacloudapi.cn",
+        Some(AzureCloud::UsGovernment) => "https://login.microsoftonline.us",
+        // http (loopback) or another host: the testkit's layout.
+        None => return Some(without.to_owned()),
+    };
+    Some(format!("{v1_host}/{tid}/"))
+}
+
+/// L3: whether a JWKS on `jwks_host` may vouch for a discovery document from `discovery_host`:
+/// the same host, the same Azure cloud, or the CIAM domain.
+pub(crate) fn same_key_domain(discovery_host: &str, jwks_host: &str) -> bool {
+    if discovery_host.eq_ignore_ascii_case(jwks_host) {
+        return true;
+    }
+    if let (Some(a), Some(b)) = (
+        AzureCloud::from_host(discovery_host),
+        AzureCloud::from_host(jwks_host),
+    ) {
+        return a == b;
+    }
+    let ciam = |h: &str| h.to_ascii_lowercase().ends_with(CIAM_SUFFIX);
+    ciam(discovery_host) && ciam(jwks_host)
+}
+
 impl fmt::Debug for Authority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authority")

@@ -38,6 +38,14 @@ impl IssuerRule {
         }
     }
 
+    /// Whether this is an Entra v2 issuer (ends with `/v2.0`).
+    fn is_v2(&self) -> bool {
+        match self {
+            IssuerRule::Exact(e) => e.ends_with("/v2.0"),
+            IssuerRule::Template { suffix, .. } => suffix.ends_with("/v2.0"),
+        }
+    }
+
     /// Whether `iss` matches, with the token's `tid` in a template (C3).
     fn matches(&self, iss: &str, tid: Option<&str>) -> bool {
         match self {
@@ -59,8 +67,30 @@ pub(crate) struct Rules {
     pub(crate) audiences: Vec<String>,
     /// Tenant ids accepted; `None` accepts any tenant the issuer rules admit.
     pub(crate) tenants: Option<Vec<String>>,
+    /// `danger_accept_any_tenant`: templates without a tenant list.
+    pub(crate) any_tenant: bool,
     pub(crate) skew: Duration,
     pub(crate) profile: Profile,
+    /// B2C policies accepted in `tfp`/`acr` (C7), lowercase.
+    pub(crate) policies: Vec<String>,
+    /// Which token this is: an access token (C6) or an ID token with this nonce (C9).
+    pub(crate) expect: Expect,
+}
+
+/// The token kind an entry point accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Expect {
+    AccessToken,
+    IdToken { client_id: String, nonce: String },
+}
+
+/// What the verifying key says about itself (K5).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeyFacts<'a> {
+    /// The JWK's `issuer`, maybe a `{tenantid}` template.
+    pub(crate) issuer: Option<&'a str>,
+    /// The JWK's and the discovery document's `cloud_instance_name`, when both are known.
+    pub(crate) clouds: Option<(&'a str, &'a str)>,
 }
 
 fn missing(detail: &'static str) -> ValidationError {
@@ -103,6 +133,87 @@ fn string_array(claims: &Map<String, Value>, name: &str) -> Result<(), Validatio
     }
 }
 
+/// K5: a key's `issuer`, with the token's `tid` in `{tenantid}`, vouches for `iss` (or, for an
+/// Entra v1 token, for the tenant's v2 issuer); clouds agree when both are named.
+fn check_key_issuer(
+    rules: &Rules,
+    key: KeyFacts<'_>,
+    iss: &str,
+    tid: Option<&str>,
+    claims: &Map<String, Value>,
+) -> Result<(), ValidationError> {
+    let bad = || {
+        ValidationError::new(
+            ValidationErrorKind::BadIssuer,
+            "the signing key does not vouch for this issuer",
+        )
+    };
+    if let Some((key_cloud, discovery_cloud)) = key.clouds
+        && key_cloud != discovery_cloud
+    {
+        return Err(bad());
+    }
+    let Some(template) = key.issuer else {
+        return Ok(());
+    };
+    let resolved = match (template.to_ascii_lowercase().find("{tenantid}"), tid) {
+        (Some(at), Some(tid)) => {
+            format!(
+                "{}{tid}{}",
+                &template[..at],
+                &template[at + "{tenantid}".len()..]
+            )
+        }
+        (Some(_), None) => return Err(bad()),
+        (None, _) => template.to_owned(),
+    };
+    if resolved == iss {
+        return Ok(());
+    }
+    let is_v1 = rules.profile == Profile::Entra && string(claims, "ver")? == Some("1.0");
+    if is_v1
+        && rules
+            .issuers
+            .iter()
+            .any(|r| r.is_v2() && r.matches(&resolved, tid))
+    {
+        return Ok(());
+    }
+    Err(bad())
+}
+
+/// C9: OpenID Connect Core §3.1.3.7 for an ID token, after the shared rules.
+fn check_id_token(
+    claims: &Map<String, Value>,
+    audiences: &[&str],
+    client_id: &str,
+    nonce: &str,
+    is_at_jwt: bool,
+) -> Result<(), ValidationError> {
+    if !audiences.contains(&client_id) {
+        return Err(ValidationError::new(
+            ValidationErrorKind::BadAudience,
+            "aud does not contain the client id",
+        ));
+    }
+    let wrong_type = |detail| ValidationError::new(ValidationErrorKind::WrongTokenType, detail);
+    if audiences.len() > 1 && string(claims, "azp")? != Some(client_id) {
+        return Err(wrong_type(
+            "azp must be the client id when aud has several values",
+        ));
+    }
+    let access_markers = ["scp", "scope", "azpacr", "appidacr", "idtyp", "cnf"];
+    if is_at_jwt || access_markers.iter().any(|m| claims.contains_key(*m)) {
+        return Err(wrong_type("an access token is not an ID token"));
+    }
+    match claims.get("nonce") {
+        Some(Value::String(n)) if n == nonce => Ok(()),
+        Some(Value::String(_)) => Err(wrong_type("nonce does not match the one sent")),
+        Some(_) => Err(missing("a claim has the wrong JSON type")),
+        None => Err(wrong_type("an ID token must carry the nonce")),
+    }
+}
+
 /// Whether `s` is a lowercase canonical GUID.
 fn is_lower_guid(s: &str) -> bool {
     crate::authority::is_guid(s) && !s.bytes().any(|b| b.is_ascii_uppercase())
@@ -114,6 +225,7 @@ pub(crate) fn check(
     rules: &Rules,
     now: SystemTime,
     is_at_jwt: bool,
+    key: KeyFacts<'_>,
 ) -> Result<(), ValidationError> {
     // (6) C1: types of every modelled claim.
     for name in [
@@ -211,8 +323,26 @@ pub(crate) fn check(
             return Err(bad_issuer("the tenant is not allowed"));
         }
         Some(_) => {}
-        None if templated => return Err(bad_issuer("multi-tenant issuers need a tenant list")),
+        None if templated && !rules.any_tenant => {
+            return Err(bad_issuer("multi-tenant issuers need a tenant list"));
+        }
         None => {}
+    }
+    check_key_issuer(rules, key, iss, tid, claims)?;
+    if rules.profile == Profile::B2c {
+        // C7: the policy in tfp or acr (equal if both) is a configured one.
+        let policy = match (string(claims, "tfp")?, string(claims, "acr")?) {
+            (Some(t), Some(a)) if !t.eq_ignore_ascii_case(a) => None,
+            (Some(p), _) | (None, Some(p)) => Some(p),
+            (None, None) => None,
+        };
+        if !policy.is_some_and(|p| rules.policies.iter().any(|c| c.eq_ignore_ascii_case(p))) {
+            return Err(bad_issuer("the B2C policy is not accepted"));
+        }
+    }
+
+    if let Expect::IdToken { client_id, nonce } = &rules.expect {
+        return check_id_token(claims, &audiences, client_id, nonce, is_at_jwt);
     }
 
     // (9) C5.
@@ -274,8 +404,11 @@ mod tests {
             ],
             audiences: vec![API.to_owned(), format!("api://{API}")],
             tenants: None,
+            any_tenant: false,
             skew: Duration::from_secs(300),
             profile: Profile::Entra,
+            policies: Vec::new(),
+            expect: Expect::AccessToken,
         }
     }
 
@@ -295,7 +428,7 @@ mod tests {
     }
 
     fn kind(claims: &Map<String, Value>, rules: &Rules) -> Result<(), ValidationErrorKind> {
-        check(claims, rules, at(NOW), false).map_err(|e| e.kind())
+        check(claims, rules, at(NOW), false, KeyFacts::default()).map_err(|e| e.kind())
     }
 
     fn with(member: &str, value: Value) -> Map<String, Value> {
@@ -359,11 +492,11 @@ mod tests {
         let c = v2();
         let r = rules();
         assert!(
-            check(&c, &r, at(NOW + 3600 + 299), false).is_ok(),
+            check(&c, &r, at(NOW + 3600 + 299), false, KeyFacts::default()).is_ok(),
             "within skew"
         );
         assert_eq!(
-            check(&c, &r, at(NOW + 3600 + 300), false).map_err(|e| e.kind()),
+            check(&c, &r, at(NOW + 3600 + 300), false, KeyFacts::default()).map_err(|e| e.kind()),
             Err(Expired)
         );
         assert_eq!(kind(&with("nbf", json!(NOW + 301)), &r), Err(NotYetValid));
@@ -478,11 +611,11 @@ mod tests {
         c.insert("client_id".into(), json!("c"));
         c.insert("jti".into(), json!("j"));
         assert_eq!(
-            check(&c, &generic, at(NOW), true).map_err(|e| e.kind()),
+            check(&c, &generic, at(NOW), true, KeyFacts::default()).map_err(|e| e.kind()),
             Ok(())
         );
         assert_eq!(
-            check(&c, &generic, at(NOW), false).map_err(|e| e.kind()),
+            check(&c, &generic, at(NOW), false, KeyFacts::default()).map_err(|e| e.kind()),
             Err(WrongTokenType),
             "typ must be at+jwt"
         );

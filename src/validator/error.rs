@@ -95,11 +95,57 @@ impl fmt::Display for ValidationErrorKind {
 pub struct ValidationError {
     kind: ValidationErrorKind,
     detail: &'static str,
+    /// What a client needs to recover (`forbidden`, `step_up_required`); never token material.
+    remedy: Option<Box<Remedy>>,
+}
+
+/// How the caller can obtain an acceptable token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Remedy {
+    /// A token with these scopes (space-separated), for `insufficient_scope`.
+    Scope(String),
+    /// Step-up: the minified `claims` request and the `acr_values` of RFC 9470.
+    Claims { request: String, acr_values: String },
 }
 
 impl ValidationError {
     pub(crate) fn new(kind: ValidationErrorKind, detail: &'static str) -> Self {
-        Self { kind, detail }
+        Self {
+            kind,
+            detail,
+            remedy: None,
+        }
+    }
+
+    pub(crate) fn with_remedy(mut self, remedy: Remedy) -> Self {
+        self.remedy = Some(Box::new(remedy));
+        self
+    }
+
+    /// For `forbidden` on a scope rule: the scopes a token must carry (space-separated), for the
+    /// `scope` attribute of the `insufficient_scope` challenge.
+    pub fn required_scope(&self) -> Option<&str> {
+        match self.remedy.as_deref() {
+            Some(Remedy::Scope(scope)) => Some(scope),
+            _ => None,
+        }
+    }
+
+    /// For `step_up_required`: the minified claims request to send back to the client, e.g.
+    /// `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`.
+    pub fn claims_challenge(&self) -> Option<&str> {
+        match self.remedy.as_deref() {
+            Some(Remedy::Claims { request, .. }) => Some(request),
+            _ => None,
+        }
+    }
+
+    /// For `step_up_required`: the RFC 9470 `acr_values` (space-separated).
+    pub fn acr_values(&self) -> Option<&str> {
+        match self.remedy.as_deref() {
+            Some(Remedy::Claims { acr_values, .. }) => Some(acr_values),
+            _ => None,
+        }
     }
 
     /// The class of the rejection.
@@ -118,6 +164,7 @@ impl fmt::Debug for ValidationError {
         f.debug_struct("ValidationError")
             .field("kind", &self.kind)
             .field("detail", &self.detail)
+            .field("remedy", &self.remedy)
             .finish()
     }
 }

@@ -25,6 +25,8 @@ pub(crate) struct VerificationKey {
     modulus_len: usize,
     /// The JWK's `issuer` (Entra), for K5.
     pub(crate) issuer: Option<String>,
+    /// The JWK's `cloud_instance_name` (Entra), for K5.
+    pub(crate) cloud: Option<String>,
     /// The public material, to tell duplicates with different keys apart (K4).
     material: Vec<u8>,
 }
@@ -68,6 +70,11 @@ impl VerificationKey {
             None => None,
             Some(Value::String(i)) => Some(i.clone()),
             Some(_) => return Err("issuer is not a string"),
+        };
+        let cloud = match jwk.get("cloud_instance_name") {
+            None => None,
+            Some(Value::String(c)) => Some(c.clone()),
+            Some(_) => return Err("cloud_instance_name is not a string"),
         };
         let alg = match jwk.get("alg") {
             None => None,
@@ -113,6 +120,7 @@ impl VerificationKey {
                     alg,
                     modulus_len: n.len(),
                     issuer,
+                    cloud,
                     material: der,
                 })
             }
@@ -138,6 +146,7 @@ impl VerificationKey {
                     alg,
                     modulus_len: 0,
                     issuer,
+                    cloud,
                     material: point,
                 })
             }
@@ -184,7 +193,7 @@ fn strip_zeros(bytes: &[u8]) -> &[u8] {
 /// What a `kid` maps to.
 #[derive(Debug)]
 enum Slot {
-    Usable(VerificationKey),
+    Usable(Box<VerificationKey>),
     /// A key that failed policy or clashed with another of the same `kid` (K3, K4).
     Rejected,
 }
@@ -228,7 +237,7 @@ impl KeySet {
                 }
                 (Some(kid), Ok(key)) => {
                     let slot = match set.by_kid.remove(&kid) {
-                        None => Slot::Usable(key),
+                        None => Slot::Usable(Box::new(key)),
                         Some(Slot::Usable(existing)) if existing.material == key.material => {
                             Slot::Usable(existing)
                         }
@@ -269,6 +278,32 @@ impl KeySet {
                 "no key has this kid",
             )),
         }
+    }
+
+    /// The only usable key, for `danger_accept_missing_kid` (K2): `None` unless exactly one.
+    pub(crate) fn sole_key(&self) -> Option<&VerificationKey> {
+        let mut usable = self
+            .by_kid
+            .values()
+            .filter_map(|s| match s {
+                Slot::Usable(k) => Some(&**k),
+                Slot::Rejected => None,
+            })
+            .chain(self.without_kid.iter());
+        let first = usable.next()?;
+        usable.next().is_none().then_some(first)
+    }
+
+    /// The `kid`s of the usable keys, sorted (for logging key-set changes).
+    pub(crate) fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self
+            .by_kid
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Usable(_)))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        kids.sort_unstable();
+        kids
     }
 
     /// Whether `kid` is unknown (neither usable nor a rejected tombstone): the case that may
