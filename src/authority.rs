@@ -394,7 +394,15 @@ impl Authority {
     /// L2: whether a discovery document's `issuer` is the one this authority implies. A tenant
     /// given as a domain name accepts its GUID issuer, which is then pinned.
     pub(crate) fn accepts_discovered_issuer(&self, discovered: &str) -> bool {
-        if let Some(expected) = &self.issuer {
+        // A tenant named by a domain pins its GUID from discovery, on any host.
+        let domain_tenant = self.kind != AuthorityKind::Oidc
+            && self.tenant.as_deref().is_some_and(|t| {
+                !is_guid(t)
+                    && !["common", "organizations", "consumers"]
+                        .iter()
+                        .any(|s| t.eq_ignore_ascii_case(s))
+            });
+        if let Some(expected) = self.issuer.as_ref().filter(|_| !domain_tenant) {
             return discovered == expected;
         }
         let guid_between = |prefix: &str, suffix: &str| {

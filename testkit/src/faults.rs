@@ -60,6 +60,14 @@ pub enum Fault {
     Truncated,
     /// Send the status line and headers, then close the connection.
     CloseConnection,
+    /// Answer 200 with this body and `Content-Type: application/json` (a document of the wrong
+    /// issuer, an empty key set, an oversized body, ...).
+    Body(Vec<u8>),
+    /// Answer `302 Found` with this `Location`.
+    Redirect(String),
+    /// Answer 200, then send one byte of a JSON body per interval, for as long as the client
+    /// listens.
+    Drip(Duration),
 }
 
 impl Fault {
@@ -235,6 +243,34 @@ pub(crate) async fn middleware(
                 "<html><body>Service Unavailable</body></html>",
             )
                 .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Some(Fault::Body(body)) => {
+            let mut response = Response::new(Body::from(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Some(Fault::Redirect(location)) => {
+            let mut response = StatusCode::FOUND.into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+        Some(Fault::Drip(interval)) => {
+            let stream = futures_util::stream::unfold(0u64, move |sent| async move {
+                tokio::time::sleep(interval).await;
+                let byte: &'static [u8] = if sent == 0 { b"{" } else { b" " };
+                Some((Ok::<_, std::io::Error>(byte), sent + 1))
+            });
+            let mut response = Response::new(Body::from_stream(stream));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

@@ -290,6 +290,13 @@ impl Testkit {
             .truncate(1);
     }
 
+    /// Signs `claims` as an Entra access or ID token with the current signing key (RS256,
+    /// Entra's header), for claims the emulated flows do not issue (delegated scopes, `acrs`,
+    /// `amr`, other tenants). The testkit's clock does not apply: the claims are signed as given.
+    pub fn sign_token(&self, claims: &serde_json::Value) -> Result<String, TestkitError> {
+        entra::sign(&self.shared, claims).map_err(|e| TestkitError::Keys(e.message))
+    }
+
     /// The `kid` of the current signing key.
     pub fn signing_key_id(&self) -> String {
         self.shared

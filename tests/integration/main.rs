@@ -7,3 +7,4 @@ mod parsers;
 mod signers;
 mod support;
 mod testkit;
+mod validator;

@@ -97,3 +97,22 @@ fn public_key_bits(cert_der: &[u8]) -> Vec<u8> {
         .raw_bytes()
         .to_vec()
 }
+
+/// The public JWK of a PEM certificate's key (RSA `n`/`e` or P-256 `x`/`y`), with `kid`.
+pub(crate) fn jwk_of_certificate(cert_pem: &[u8], kid: &str) -> serde_json::Value {
+    use der::Decode as _;
+    let bits = public_key_bits(&x509_cert_der(cert_pem));
+    if bits.first() == Some(&4) && bits.len() == 65 {
+        return serde_json::json!({
+            "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
+            "x": URL_SAFE_NO_PAD.encode(&bits[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&bits[33..65]),
+        });
+    }
+    let rsa = pkcs1::RsaPublicKey::from_der(&bits).expect("RSA public key");
+    serde_json::json!({
+        "kty": "RSA", "kid": kid, "use": "sig",
+        "n": URL_SAFE_NO_PAD.encode(rsa.modulus.as_bytes()),
+        "e": URL_SAFE_NO_PAD.encode(rsa.public_exponent.as_bytes()),
+    })
+}
