@@ -326,6 +326,49 @@ impl Authority {
         Self::from_discovery(issuer, response.body())
     }
 
+    /// An authority from a URL as a user types it: [`parse`](Self::parse) for Entra, B2C and
+    /// CIAM hosts; otherwise the discovery document at `{url}/.well-known/openid-configuration`
+    /// decides. A Microsoft-style document (with `cloud_instance_name`, such as the testkit's,
+    /// for a URL `{base}/{tenant}/v2.0`) gives Entra's layout on that base; any other is a
+    /// generic OpenID provider whose issuer must equal `url`.
+    pub async fn resolve(http: &dyn HttpClient, url: &str) -> Result<Self, Error> {
+        if let Ok(authority) = Self::parse(url) {
+            return Ok(authority);
+        }
+        let issuer = check_endpoint(url)?;
+        let discovery = discovery_url_for(&issuer)?;
+        let request = http::Request::get(discovery.as_str())
+            .header(http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|e| {
+                Error::InvalidEndpoint(format!("cannot build the discovery request: {e}"))
+            })?;
+        let response = http.send(request).await?;
+        if response.status() != http::StatusCode::OK {
+            return Err(Error::InvalidResponse(format!(
+                "discovery at {} answered HTTP {}",
+                discovery.path(),
+                response.status().as_u16()
+            )));
+        }
+        let document: serde_json::Value = serde_json::from_slice(response.body())
+            .map_err(|e| Error::InvalidResponse(format!("discovery document is not JSON: {e}")))?;
+        if document.get("cloud_instance_name").is_some() {
+            let trimmed = url.trim_end_matches('/');
+            let trimmed = trimmed.strip_suffix("/v2.0").unwrap_or(trimmed);
+            if let Some((base, tenant)) = trimmed.rsplit_once('/')
+                && base.contains("://")
+                && !base.ends_with('/')
+                && base
+                    .split_once("://")
+                    .is_some_and(|(_, rest)| !rest.is_empty())
+            {
+                return Self::entra_at(base, tenant);
+            }
+        }
+        Self::from_discovery(url, response.body())
+    }
+
     /// The kind of provider.
     pub fn kind(&self) -> AuthorityKind {
         self.kind

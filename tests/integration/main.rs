@@ -4,6 +4,7 @@ mod assertion;
 mod client_credentials;
 mod http;
 mod parsers;
+mod protected_api;
 mod signers;
 mod support;
 mod testkit;
