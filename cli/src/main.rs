@@ -76,11 +76,55 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Validates bearer access tokens like an API would, printing their claims.
+    ///
+    /// Discovery at `<authority>/.well-known/openid-configuration`. With `--batch`, reads JSON
+    /// lines `{"token": "..."}` on standard input and writes one JSON line per input line.
+    Validate(ValidateArgs),
     /// Prints a JWT's header and claims WITHOUT verifying its signature.
     Decode {
         /// The token, or `-` to read it from standard input.
         token: String,
     },
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// Reads `{"token": "<compact JWS>"}` lines on stdin; writes one result line per input line.
+    #[arg(long)]
+    batch: bool,
+    /// The authority or issuer URL (Entra: `https://login.microsoftonline.com/<tenant>/v2.0`).
+    #[arg(long)]
+    authority: String,
+    /// An accepted audience; repeat for several.
+    #[arg(long = "audience", required = true)]
+    audiences: Vec<String>,
+    /// An accepted tenant id; repeat for several (required for `common`/`organizations`).
+    #[arg(long = "tenant")]
+    tenants: Vec<String>,
+    /// Clock skew in seconds (default 300, at most 600).
+    #[arg(long, value_name = "SECONDS")]
+    clock_skew: Option<u64>,
+    /// The least seconds between JWKS refreshes for unknown key ids (default 300).
+    #[arg(long, value_name = "SECONDS")]
+    jwks_min_refresh: Option<u64>,
+    /// A scope the token must carry; repeat for several (all required).
+    #[arg(long = "require-scope")]
+    require_scopes: Vec<String>,
+    /// An app role the token must carry; repeat for several (all required).
+    #[arg(long = "require-role")]
+    require_roles: Vec<String>,
+    /// The least client authentication: 0 public, 1 secret, 2 certificate.
+    #[arg(long, value_parser = ["0", "1", "2"])]
+    require_azpacr: Option<String>,
+    /// A Conditional Access authentication context the token's `acrs` must contain (e.g. c1).
+    #[arg(long)]
+    require_acrs: Option<String>,
+    /// A B2C policy accepted besides the authority's.
+    #[arg(long)]
+    b2c_policy: Option<String>,
+    /// The token; read from standard input when absent.
+    token: Option<String>,
 }
 
 #[derive(Args)]
@@ -225,6 +269,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             password,
             json,
         } => thumbprint(&file, password, json),
+        Command::Validate(args) => validate(http, args).await,
         Command::Decode { token } => decode(&token),
     }
 }
@@ -255,6 +300,113 @@ async fn authority(http: &dyn HttpClient, target: &Target) -> Result<Authority, 
         )?),
         (None, None) => Err(usage("give --authority, or --tenant (or AZURE_TENANT_ID)")),
     }
+}
+
+async fn validate(http: Arc<dyn HttpClient>, args: ValidateArgs) -> Result<(), Failure> {
+    use confidant::validator::{BearerValidator, ClientAuthStrength, Requirements};
+    use std::io::{BufRead as _, Write as _};
+    use std::time::Duration;
+
+    let authority = Authority::resolve(http.as_ref(), &args.authority).await?;
+    let mut builder = BearerValidator::builder(authority).http_client(http);
+    for audience in &args.audiences {
+        builder = builder.audience(audience);
+    }
+    if !args.tenants.is_empty() {
+        builder = builder.allowed_tenants(args.tenants.iter().map(String::as_str));
+    }
+    if let Some(seconds) = args.clock_skew {
+        builder = builder.clock_skew(Duration::from_secs(seconds));
+    }
+    if let Some(seconds) = args.jwks_min_refresh {
+        builder = builder.unknown_kid_cooldown(Duration::from_secs(seconds));
+    }
+    if let Some(policy) = &args.b2c_policy {
+        builder = builder.b2c_policy(policy);
+    }
+    let validator = builder.build()?;
+    let mut requirements = Requirements::new();
+    if !args.require_scopes.is_empty() {
+        requirements = requirements.all_scopes(args.require_scopes.iter().map(String::as_str));
+    }
+    if !args.require_roles.is_empty() {
+        requirements = requirements.all_roles(args.require_roles.iter().map(String::as_str));
+    }
+    if let Some(level) = &args.require_azpacr {
+        requirements = requirements.min_client_auth(match level.as_str() {
+            "0" => ClientAuthStrength::Public,
+            "1" => ClientAuthStrength::Secret,
+            _ => ClientAuthStrength::Certificate,
+        });
+    }
+    if let Some(context) = &args.require_acrs {
+        requirements = requirements.auth_context(context);
+    }
+
+    if !args.batch {
+        let token = match args.token {
+            Some(token) if token != "-" => token,
+            _ => {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| usage(format!("cannot read the token from stdin: {e}")))?;
+                text.trim().to_owned()
+            }
+        };
+        return match validator.validate_with(&token, &requirements).await {
+            Ok(valid) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(valid.claims()).unwrap_or_default()
+                );
+                Ok(())
+            }
+            Err(e) => Err(Failure {
+                code: if e.kind() == confidant::validator::ValidationErrorKind::Metadata {
+                    3
+                } else {
+                    1
+                },
+                message: format!("{e} ({}: {})", e.kind().as_str(), e.detail()),
+            }),
+        };
+    }
+    if args.token.is_some() {
+        return Err(usage(
+            "--batch reads tokens from stdin; give no TOKEN argument",
+        ));
+    }
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|e| usage(format!("cannot read stdin: {e}")))?;
+        let token = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_owned));
+        let result = match token {
+            None => serde_json::json!({
+                "ok": false,
+                "kind": "malformed",
+                "message": "the input line is not a JSON object with a string member \"token\"",
+            }),
+            Some(token) => match validator.validate_with(&token, &requirements).await {
+                Ok(valid) => serde_json::json!({"ok": true, "claims": valid.claims()}),
+                Err(e) => serde_json::json!({
+                    "ok": false,
+                    "kind": e.kind().as_str(),
+                    "message": format!("{e} ({})", e.detail()),
+                }),
+            },
+        };
+        writeln!(stdout, "{result}")
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Failure {
+                code: 3,
+                message: format!("cannot write stdout: {e}"),
+            })?;
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Failure> {

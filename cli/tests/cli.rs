@@ -372,3 +372,143 @@ async fn token_from_the_testkit_binary() {
         assert!(exit.success(), "clean stop on SIGTERM: {exit}");
     }
 }
+
+/// Runs `confidant` with `stdin` piped in.
+async fn confidant_with_stdin(args: &[&str], stdin: &str) -> Output {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_confidant"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("confidant runs");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).await.expect("write");
+    drop(input);
+    let out = child.wait_with_output().await.expect("exits");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn validate_one_token_and_a_batch() {
+    let testkit = testkit(
+        AppConfig::new(CLIENT, TENANT)
+            .secret(SECRET)
+            .grant_roles(API, &["Read"]),
+    )
+    .await;
+    let token_out = confidant(
+        &[
+            "token",
+            "--authority-host",
+            testkit.base_url(),
+            "--tenant",
+            TENANT,
+            "--client-id",
+            CLIENT,
+            "--scope",
+            SCOPE,
+        ],
+        &[("AZURE_CLIENT_SECRET", SECRET)],
+    )
+    .await;
+    assert_eq!(token_out.code, 0, "{}", token_out.stderr);
+    let token = token_out.stdout.trim().to_owned();
+    let tid = testkit.tenant_id(TENANT);
+    let authority = format!("{}/{tid}/v2.0", testkit.base_url());
+    let base_args = ["validate", "--authority", &authority, "--audience", API];
+
+    // One token, as an argument and on stdin.
+    let mut args = base_args.to_vec();
+    args.extend(["--require-role", "Read", &token]);
+    let out = confidant(&args, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let printed: serde_json::Value = serde_json::from_str(&out.stdout).expect("claims JSON");
+    assert_eq!(printed["azp"], CLIENT);
+    let out = confidant_with_stdin(&base_args, &format!("{token}\n")).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // Requirements and rejections: non-zero, the kind, never the token.
+    let mut args = base_args.to_vec();
+    args.extend(["--require-azpacr", "2", &token]);
+    let out = confidant(&args, &[]).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
+    assert!(!out.stderr.contains(&token));
+    let mut args = base_args.to_vec();
+    args.extend(["--require-scope", "Files.Read", &token]);
+    assert_eq!(confidant(&args, &[]).await.code, 1);
+    let other_audience = [
+        "validate",
+        "--authority",
+        &authority,
+        "--audience",
+        "api://other",
+        &token,
+    ];
+    let out = confidant(&other_audience, &[]).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("bad_audience"), "{}", out.stderr);
+
+    // Batch: one line out per line in, in order; bad lines too; one JWKS fetch for the run.
+    testkit.reset_counters();
+    let (signed_part, _) = token.rsplit_once('.').expect("JWS");
+    let forged = format!("{signed_part}.{}", URL_SAFE_NO_PAD.encode([7u8; 256]));
+    let input = [
+        json_line(&token),
+        "not json".to_owned(),
+        json_line(&forged),
+        r#"{"token": 5}"#.to_owned(),
+        json_line(&token),
+        String::new(),
+        json_line("a.b.c"),
+    ]
+    .join("\n");
+    let mut args = base_args.to_vec();
+    args.insert(1, "--batch");
+    let out = confidant_with_stdin(&args, &format!("{input}\n")).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let kinds: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            if l["ok"] == true {
+                "ok".to_owned()
+            } else {
+                l["kind"].as_str().expect("kind").to_owned()
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ok",
+            "malformed",
+            "bad_signature",
+            "malformed",
+            "ok",
+            "malformed",
+            "malformed"
+        ]
+    );
+    assert_eq!(lines[0]["claims"]["azp"], CLIENT);
+    assert!(!out.stdout.contains(&forged), "never the token");
+    assert_eq!(
+        testkit.request_count(Endpoint::Jwks),
+        1,
+        "one key set for the run"
+    );
+}
+
+fn json_line(token: &str) -> String {
+    serde_json::json!({ "token": token }).to_string()
+}
