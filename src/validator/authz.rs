@@ -1,10 +1,12 @@
 //! The validated token and the per-route authorization helpers (VALIDATION.md §7, C8).
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
 use super::error::{Remedy, ValidationError, ValidationErrorKind};
+use super::object::Object;
 
 /// A token that passed every rule: its verified claims, read-only.
 ///
@@ -12,23 +14,37 @@ use super::error::{Remedy, ValidationError, ValidationErrorKind};
 /// kept).
 #[derive(Clone)]
 pub struct ValidatedToken {
-    claims: Map<String, Value>,
+    claims: Object,
     kid: String,
+    /// The claims as a JSON map, built on first use: validation itself reads them in place.
+    map: OnceLock<Map<String, Value>>,
 }
 
 impl ValidatedToken {
-    pub(crate) fn new(claims: Map<String, Value>, kid: String) -> Self {
-        Self { claims, kid }
+    pub(crate) fn new(claims: Object, kid: String) -> Self {
+        Self {
+            claims,
+            kid,
+            map: OnceLock::new(),
+        }
     }
 
-    /// Every claim, as verified.
+    /// Every claim, as verified (the map is built on the first call).
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.claims
+        self.map.get_or_init(|| {
+            // Already parsed strictly once: this cannot fail.
+            serde_json::from_slice(self.claims.as_bytes()).unwrap_or_default()
+        })
     }
 
     /// One string claim.
     pub fn claim_str(&self, name: &str) -> Option<&str> {
-        self.claims.get(name).and_then(Value::as_str)
+        self.claims.get_str(name)
+    }
+
+    /// Whether the claim `name` is present, whatever its value.
+    pub fn has_claim(&self, name: &str) -> bool {
+        self.claims.contains(name)
     }
 
     /// The `kid` of the key that verified the signature.
@@ -96,22 +112,22 @@ impl ValidatedToken {
 
     fn string_array(&self, name: &str) -> impl Iterator<Item = &str> {
         self.claims
-            .get(name)
-            .and_then(Value::as_array)
+            .strings(name)
+            .ok()
+            .flatten()
             .into_iter()
             .flatten()
-            .filter_map(Value::as_str)
     }
 
     fn has_scopes(&self) -> bool {
-        self.claims.contains_key("scp") || self.claims.contains_key("scope")
+        self.claims.contains("scp") || self.claims.contains("scope")
     }
 
     /// Whether the token is app-only (client credentials, managed identity): no `scp`, `roles`
     /// present, `idtyp` absent or `app` (Z3).
     pub fn is_app_only(&self) -> bool {
         !self.has_scopes()
-            && self.claims.contains_key("roles")
+            && self.claims.contains("roles")
             && matches!(self.claim_str("idtyp"), None | Some("app"))
     }
 
@@ -124,6 +140,16 @@ impl ValidatedToken {
     /// Checks `requirements` (§7): `forbidden` or `step_up_required` with what the client needs.
     pub fn check(&self, requirements: &Requirements) -> Result<(), ValidationError> {
         requirements.check(self)
+    }
+}
+
+#[cfg(test)]
+impl ValidatedToken {
+    /// A token with these claims, as if validated.
+    pub(crate) fn for_tests(claims: &Value) -> Self {
+        let object =
+            Object::parse(claims.to_string().into_bytes(), 32).unwrap_or_else(|e| panic!("{e}"));
+        Self::new(object, "k".into())
     }
 }
 
@@ -443,7 +469,7 @@ mod tests {
     use super::*;
 
     fn token(claims: Value) -> ValidatedToken {
-        ValidatedToken::new(claims.as_object().cloned().unwrap_or_default(), "k".into())
+        ValidatedToken::for_tests(&claims)
     }
 
     fn delegated() -> ValidatedToken {

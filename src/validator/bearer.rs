@@ -7,9 +7,9 @@ use std::time::Duration;
 use super::authz::{Requirements, ValidatedToken};
 use super::claims::{self, Expect, IssuerRule, KeyFacts, Profile, Rules};
 use super::error::{ValidationError, ValidationErrorKind, malformed};
-use super::json;
 use super::jwk::KeySet;
 use super::jws::{self, DEFAULT_MAX_TOKEN_BYTES, MAX_TOKEN_BYTES};
+use super::object::Object;
 use super::source::{CONNECT_TIMEOUT, FETCH_TIMEOUT, Lifecycle, Loaded, MAX_JWKS_BYTES, Remote};
 use crate::authority::{Authority, AuthorityKind, entra_v1_issuer, is_guid};
 use crate::clock::{Clock, SystemClock};
@@ -161,7 +161,7 @@ impl BearerValidator {
         key.verify(&jws)?;
         // (6)–(10)
         let payload = jws::decode_b64url(jws.payload)?;
-        let claims = json::parse_object(&payload).map_err(malformed)?;
+        let claims = Object::parse(payload, 32).map_err(malformed)?;
         let facts = KeyFacts {
             issuer: key.issuer.as_deref(),
             clouds: key.cloud.as_deref().zip(loaded.cloud.as_deref()),
@@ -181,9 +181,7 @@ impl BearerValidator {
         let token = ValidatedToken::new(claims, jws.kid.unwrap_or_default());
         // (11) Z0.
         if inner.require_permissions
-            && !["scp", "scope", "roles"]
-                .iter()
-                .any(|c| token.claims().contains_key(*c))
+            && !["scp", "scope", "roles"].iter().any(|c| token.has_claim(c))
         {
             return Err(ValidationError::new(
                 ValidationErrorKind::Forbidden,

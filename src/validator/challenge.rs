@@ -293,13 +293,7 @@ mod tests {
             BearerChallenge::for_error(&expired, &context).www_authenticate(),
             r#"Bearer realm="api", error="invalid_token", error_description="The access token expired""#
         );
-        let token = crate::validator::ValidatedToken::new(
-            serde_json::json!({"scp": "a"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            "k".into(),
-        );
+        let token = crate::validator::ValidatedToken::for_tests(&serde_json::json!({"scp": "a"}));
         let scope = token
             .check(&Requirements::new().all_scopes(["Files.Read"]))
             .expect_err("scope");

@@ -2,9 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Map, Value};
-
 use super::error::{ValidationError, ValidationErrorKind};
+use super::object::{Kind, Object};
 
 /// Largest time value accepted (9999-12-31T23:59:59Z).
 const MAX_TIME: u64 = 253_402_300_799;
@@ -98,39 +97,27 @@ fn missing(detail: &'static str) -> ValidationError {
 }
 
 /// A string claim, or `missing_claim` if present with another type (C1).
-fn string<'a>(
-    claims: &'a Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'a str>, ValidationError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(missing("a claim has the wrong JSON type")),
-    }
+fn string<'a>(claims: &'a Object, name: &str) -> Result<Option<&'a str>, ValidationError> {
+    claims
+        .str(name)
+        .map_err(|_| missing("a claim has the wrong JSON type"))
 }
 
-fn time(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, ValidationError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => {
-            let value = n
-                .as_u64()
-                .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64));
-            value
-                .filter(|v| *v <= MAX_TIME)
-                .map(Some)
-                .ok_or_else(|| missing("a time claim is out of range"))
-        }
-        Some(_) => Err(missing("a time claim is not a number")),
-    }
-}
-
-fn string_array(claims: &Map<String, Value>, name: &str) -> Result<(), ValidationError> {
-    match claims.get(name) {
-        None => Ok(()),
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(()),
-        Some(_) => Err(missing("a claim has the wrong JSON type")),
-    }
+fn time(claims: &Object, name: &str) -> Result<Option<u64>, ValidationError> {
+    let Some(number) = claims
+        .number(name)
+        .map_err(|_| missing("a time claim is not a number"))?
+    else {
+        return Ok(None);
+    };
+    let value = match number {
+        Ok(u) => Some(u),
+        Err(f) => (f >= 0.0 && f.is_finite()).then_some(f as u64),
+    };
+    value
+        .filter(|v| *v <= MAX_TIME)
+        .map(Some)
+        .ok_or_else(|| missing("a time claim is out of range"))
 }
 
 /// K5: a key's `issuer`, with the token's `tid` in `{tenantid}`, vouches for `iss` (or, for an
@@ -140,7 +127,7 @@ fn check_key_issuer(
     key: KeyFacts<'_>,
     iss: &str,
     tid: Option<&str>,
-    claims: &Map<String, Value>,
+    claims: &Object,
 ) -> Result<(), ValidationError> {
     let bad = || {
         ValidationError::new(
@@ -184,7 +171,7 @@ fn check_key_issuer(
 
 /// C9: OpenID Connect Core §3.1.3.7 for an ID token, after the shared rules.
 fn check_id_token(
-    claims: &Map<String, Value>,
+    claims: &Object,
     audiences: &[&str],
     client_id: &str,
     nonce: &str,
@@ -203,13 +190,12 @@ fn check_id_token(
         ));
     }
     let access_markers = ["scp", "scope", "azpacr", "appidacr", "idtyp", "cnf"];
-    if is_at_jwt || access_markers.iter().any(|m| claims.contains_key(*m)) {
+    if is_at_jwt || access_markers.iter().any(|m| claims.contains(m)) {
         return Err(wrong_type("an access token is not an ID token"));
     }
-    match claims.get("nonce") {
-        Some(Value::String(n)) if n == nonce => Ok(()),
-        Some(Value::String(_)) => Err(wrong_type("nonce does not match the one sent")),
-        Some(_) => Err(missing("a claim has the wrong JSON type")),
+    match string(claims, "nonce")? {
+        Some(n) if n == nonce => Ok(()),
+        Some(_) => Err(wrong_type("nonce does not match the one sent")),
         None => Err(wrong_type("an ID token must carry the nonce")),
     }
 }
@@ -221,48 +207,41 @@ fn is_lower_guid(s: &str) -> bool {
 
 /// Checks C1–C6 in the order of §8.2 (6)–(10).
 pub(crate) fn check(
-    claims: &Map<String, Value>,
+    claims: &Object,
     rules: &Rules,
     now: SystemTime,
     is_at_jwt: bool,
     key: KeyFacts<'_>,
 ) -> Result<(), ValidationError> {
-    // (6) C1: types of every modelled claim.
-    for name in [
-        "iss",
-        "sub",
-        "azp",
-        "appid",
-        "client_id",
-        "tid",
-        "oid",
-        "ver",
-        "idtyp",
-        "tfp",
-        "acr",
-        "jti",
-        "azpacr",
-        "appidacr",
-        "scp",
-        "scope",
-    ] {
-        string(claims, name)?;
-    }
-    for name in ["roles", "acrs", "amr"] {
-        string_array(claims, name)?;
-    }
-    let audiences: Vec<&str> = match claims.get("aud") {
-        Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
-            items.iter().filter_map(Value::as_str).collect()
+    // (6) C1: types of every modelled claim, in one pass over the members.
+    for (name, kind) in claims.kinds() {
+        let fits = match name {
+            b"exp" | b"nbf" | b"iat" => kind == Kind::Number,
+            b"iss" | b"sub" | b"azp" | b"appid" | b"client_id" | b"tid" | b"oid" | b"ver"
+            | b"idtyp" | b"tfp" | b"acr" | b"jti" | b"azpacr" | b"appidacr" | b"scp" | b"scope" => {
+                kind == Kind::String
+            }
+            b"aud" => matches!(kind, Kind::String | Kind::Strings),
+            b"roles" | b"acrs" | b"amr" => kind == Kind::Strings,
+            _ => true,
+        };
+        if !fits {
+            return Err(missing("a claim has the wrong JSON type"));
         }
-        Some(_) => {
-            return Err(missing(
-                "aud is not a string or a non-empty array of strings",
-            ));
-        }
-        None => return Err(missing("aud is required")),
-    };
+    }
+    let not_audience = || missing("aud is not a string or a non-empty array of strings");
+    let mut audiences: Vec<&str> = Vec::new();
+    match claims.str("aud") {
+        Ok(Some(a)) => audiences.push(a),
+        Ok(None) => return Err(missing("aud is required")),
+        Err(_) => match claims.strings("aud") {
+            Ok(Some(items)) => audiences.extend(items),
+            _ => return Err(not_audience()),
+        },
+    }
+    if audiences.is_empty() {
+        return Err(not_audience());
+    }
     let exp = time(claims, "exp")?.ok_or_else(|| missing("exp is required"))?;
     let nbf = time(claims, "nbf")?;
     let iat = time(claims, "iat")?;
@@ -359,7 +338,7 @@ pub(crate) fn check(
     // (10) C6.
     let wrong_type = |detail| ValidationError::new(ValidationErrorKind::WrongTokenType, detail);
     for marker in ["nonce", "at_hash", "c_hash", "cnf"] {
-        if claims.contains_key(marker) {
+        if claims.contains(marker) {
             return Err(wrong_type(
                 "an ID-token or sender-constrained claim is present",
             ));
@@ -368,7 +347,7 @@ pub(crate) fn check(
     if string(claims, "idtyp")?.is_some_and(|t| t != "app" && t != "user") {
         return Err(wrong_type("idtyp is neither app nor user"));
     }
-    let has = |name: &str| claims.contains_key(name);
+    let has = |name: &str| claims.contains(name);
     let markers = match rules.profile {
         Profile::Entra => match string(claims, "ver")? {
             Some("2.0") => has("azp") && has("azpacr"),
@@ -388,9 +367,13 @@ pub(crate) fn check(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
 
     use super::*;
+
+    fn obj(claims: &Map<String, Value>) -> Object {
+        Object::parse(serde_json::to_vec(claims).expect("JSON"), 32).expect("object")
+    }
 
     const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     const API: &str = "22222222-2222-2222-2222-222222222222";
@@ -428,7 +411,7 @@ mod tests {
     }
 
     fn kind(claims: &Map<String, Value>, rules: &Rules) -> Result<(), ValidationErrorKind> {
-        check(claims, rules, at(NOW), false, KeyFacts::default()).map_err(|e| e.kind())
+        check(&obj(claims), rules, at(NOW), false, KeyFacts::default()).map_err(|e| e.kind())
     }
 
     fn with(member: &str, value: Value) -> Map<String, Value> {
@@ -492,11 +475,25 @@ mod tests {
         let c = v2();
         let r = rules();
         assert!(
-            check(&c, &r, at(NOW + 3600 + 299), false, KeyFacts::default()).is_ok(),
+            check(
+                &obj(&c),
+                &r,
+                at(NOW + 3600 + 299),
+                false,
+                KeyFacts::default()
+            )
+            .is_ok(),
             "within skew"
         );
         assert_eq!(
-            check(&c, &r, at(NOW + 3600 + 300), false, KeyFacts::default()).map_err(|e| e.kind()),
+            check(
+                &obj(&c),
+                &r,
+                at(NOW + 3600 + 300),
+                false,
+                KeyFacts::default()
+            )
+            .map_err(|e| e.kind()),
             Err(Expired)
         );
         assert_eq!(kind(&with("nbf", json!(NOW + 301)), &r), Err(NotYetValid));
@@ -611,11 +608,11 @@ mod tests {
         c.insert("client_id".into(), json!("c"));
         c.insert("jti".into(), json!("j"));
         assert_eq!(
-            check(&c, &generic, at(NOW), true, KeyFacts::default()).map_err(|e| e.kind()),
+            check(&obj(&c), &generic, at(NOW), true, KeyFacts::default()).map_err(|e| e.kind()),
             Ok(())
         );
         assert_eq!(
-            check(&c, &generic, at(NOW), false, KeyFacts::default()).map_err(|e| e.kind()),
+            check(&obj(&c), &generic, at(NOW), false, KeyFacts::default()).map_err(|e| e.kind()),
             Err(WrongTokenType),
             "typ must be at+jwt"
         );

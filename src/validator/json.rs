@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// Member names the crate reads; a case variant of one beside it is an attack on readers that
 /// fold case.
@@ -58,6 +58,11 @@ const READ_MEMBERS: &[&str] = &[
     "keys",
     "issuer",
 ];
+
+/// Whether `name` is, up to ASCII case, a member name the crate reads.
+pub(crate) fn is_read_member(name: &str) -> bool {
+    READ_MEMBERS.iter().any(|m| m.eq_ignore_ascii_case(name))
+}
 
 /// Parses `bytes` as one strict JSON object.
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, &'static str> {
@@ -143,9 +148,8 @@ impl<'de> Visitor<'de> for Strict {
             if map.contains_key(&name) {
                 return Err(de::Error::custom("duplicate member"));
             }
-            let lower = name.to_ascii_lowercase();
-            let clashes = map.keys().any(|k| k.eq_ignore_ascii_case(&name))
-                && READ_MEMBERS.contains(&lower.as_str());
+            let clashes =
+                map.keys().any(|k| k.eq_ignore_ascii_case(&name)) && is_read_member(&name);
             if clashes {
                 return Err(de::Error::custom("duplicate member differing in case"));
             }

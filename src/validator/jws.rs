@@ -4,7 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::error::{ValidationError, ValidationErrorKind, malformed};
-use super::json;
+use super::object::Object;
 use crate::signer::Algorithm;
 
 /// The default and largest accepted token sizes (P1).
@@ -39,16 +39,18 @@ pub(crate) fn parse(token: &str, max_bytes: usize) -> Result<CompactJws<'_>, Val
     if token.len() > max_bytes {
         return Err(malformed("the token is longer than allowed"));
     }
-    // One scan for the two dots.
+    // One scan: find the two dots and check every other byte is in the base64url alphabet.
     let mut dots = [0usize; 2];
     let mut count = 0;
     for (i, b) in token.bytes().enumerate() {
-        if b == b'.' {
-            if count == 2 {
-                return Err(malformed("a compact JWS has exactly three parts"));
+        match CLASS[usize::from(b)] {
+            B64 => {}
+            DOT if count < 2 => {
+                dots[count] = i;
+                count += 1;
             }
-            dots[count] = i;
-            count += 1;
+            DOT => return Err(malformed("a compact JWS has exactly three parts")),
+            _ => return Err(malformed("a token part is not canonical base64url")),
         }
     }
     if count != 2 {
@@ -63,19 +65,16 @@ pub(crate) fn parse(token: &str, max_bytes: usize) -> Result<CompactJws<'_>, Val
         return Err(malformed("the header and payload must not be empty"));
     }
     let header_bytes = decode_b64url(header_b64)?;
-    // The payload and signature must be canonical too, before anything else is looked at.
-    if !payload_b64.bytes().all(is_b64url) {
-        return Err(malformed("a token part is not canonical base64url"));
-    }
+    // The payload's alphabet was checked above; its length and trailing bits when decoded.
     let signature = decode_b64url(signature_b64)?;
-    let header = json::parse_object(&header_bytes).map_err(malformed)?;
+    let header = Object::parse(header_bytes, 8).map_err(malformed)?;
 
     for member in ["kid", "typ", "cty"] {
-        if header.get(member).is_some_and(|v| !v.is_string()) {
+        if header.str(member).is_err() {
             return Err(malformed("kid, typ and cty must be strings"));
         }
     }
-    let alg = match header.get("alg").and_then(|v| v.as_str()) {
+    let alg = match header.get_str("alg") {
         Some("RS256") => Algorithm::Rs256,
         Some("PS256") => Algorithm::Ps256,
         Some("ES256") => Algorithm::Es256,
@@ -87,20 +86,20 @@ pub(crate) fn parse(token: &str, max_bytes: usize) -> Result<CompactJws<'_>, Val
         }
     };
     for member in ["crit", "enc", "zip", "b64"] {
-        if header.contains_key(member) {
+        if header.contains(member) {
             return Err(ValidationError::new(
                 ValidationErrorKind::UnsupportedAlg,
                 "crit, enc, zip and b64 are not supported",
             ));
         }
     }
-    if header.contains_key("cty") {
+    if header.contains("cty") {
         return Err(ValidationError::new(
             ValidationErrorKind::WrongTokenType,
             "nested tokens (cty) are refused",
         ));
     }
-    let typ = header.get("typ").and_then(|v| v.as_str()).map(|t| {
+    let typ = header.get_str("typ").map(|t| {
         let lower = t.to_ascii_lowercase();
         lower
             .strip_prefix("application/")
@@ -119,10 +118,7 @@ pub(crate) fn parse(token: &str, max_bytes: usize) -> Result<CompactJws<'_>, Val
     };
     Ok(CompactJws {
         alg,
-        kid: header
-            .get("kid")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
+        kid: header.get_str("kid").map(str::to_owned),
         signing_input: &token.as_bytes()[..dots[1]],
         payload: payload_b64,
         signature,
@@ -130,9 +126,24 @@ pub(crate) fn parse(token: &str, max_bytes: usize) -> Result<CompactJws<'_>, Val
     })
 }
 
-fn is_b64url(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
-}
+const OTHER: u8 = 0;
+const B64: u8 = 1;
+const DOT: u8 = 2;
+
+/// The class of each byte: base64url alphabet, `.`, or anything else.
+static CLASS: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            table[b] = B64;
+        }
+        b += 1;
+    }
+    table[b'.' as usize] = DOT;
+    table
+};
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,7 @@ mod jwk;
 mod jws;
 #[cfg(feature = "axum")]
 mod layer;
+mod object;
 mod source;
 
 pub use self::authz::{CallerKind, ClientAuthStrength, Requirements, ValidatedToken};
