@@ -617,4 +617,159 @@ mod tests {
             "typ must be at+jwt"
         );
     }
+
+    fn with_key(
+        claims: &Map<String, Value>,
+        rules: &Rules,
+        key: KeyFacts<'_>,
+    ) -> Result<(), ValidationErrorKind> {
+        check(&obj(claims), rules, at(NOW), false, key).map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn k5_signing_key_issuer() {
+        use ValidationErrorKind::BadIssuer;
+        let r = rules();
+        let key = |issuer| KeyFacts {
+            issuer: Some(issuer),
+            clouds: None,
+        };
+        let own = format!("https://login.microsoftonline.com/{TID}/v2.0");
+        assert_eq!(with_key(&v2(), &r, key(&own)), Ok(()));
+        assert_eq!(
+            with_key(
+                &v2(),
+                &r,
+                key("https://login.microsoftonline.com/{tenantid}/v2.0")
+            ),
+            Ok(()),
+            "the template takes the token's tid"
+        );
+        assert_eq!(
+            with_key(
+                &v2(),
+                &r,
+                key("https://login.microsoftonline.com/{TenantId}/v2.0")
+            ),
+            Ok(()),
+            "the placeholder is case-insensitive"
+        );
+        let other = "https://login.microsoftonline.com/0b2c5e8a-1111-4222-8333-944445555666/v2.0";
+        assert_eq!(
+            with_key(&v2(), &r, key(other)),
+            Err(BadIssuer),
+            "another tenant's key"
+        );
+        assert_eq!(
+            with_key(
+                &v2(),
+                &r,
+                key("https://login.microsoftonline.us/{tenantid}/v2.0")
+            ),
+            Err(BadIssuer),
+            "another cloud's key"
+        );
+        // A v1 token is vouched for by the tenant's v2 issuer.
+        let mut v1 = v2();
+        v1.insert(
+            "iss".into(),
+            json!(format!("https://sts.windows.net/{TID}/")),
+        );
+        v1.insert("ver".into(), json!("1.0"));
+        v1.insert("appid".into(), json!("c"));
+        v1.insert("appidacr".into(), json!("1"));
+        assert_eq!(with_key(&v1, &r, key(&own)), Ok(()));
+        assert_eq!(with_key(&v1, &r, key(other)), Err(BadIssuer));
+        let clouds = KeyFacts {
+            issuer: None,
+            clouds: Some(("microsoftonline.us", "microsoftonline.com")),
+        };
+        assert_eq!(with_key(&v2(), &r, clouds), Err(BadIssuer));
+    }
+
+    #[test]
+    fn c7_b2c_policy() {
+        use ValidationErrorKind::BadIssuer;
+        let iss = "https://contoso.b2clogin.com/0b2c5e8a-1111-4222-8333-944445555666/v2.0/";
+        let b2c = Rules {
+            issuers: vec![IssuerRule::new(iss)],
+            profile: Profile::B2c,
+            policies: vec!["b2c_1_signin".into()],
+            tenants: None,
+            ..rules()
+        };
+        let mut claims = with("iss", json!(iss));
+        claims.insert("scp".into(), json!("read"));
+        claims.insert("ver".into(), json!("1.0"));
+        claims.insert("tfp".into(), json!("B2C_1_SignIn"));
+        assert_eq!(with_key(&claims, &b2c, KeyFacts::default()), Ok(()));
+        let mut other = claims.clone();
+        other.insert("tfp".into(), json!("B2C_1_other"));
+        assert_eq!(with_key(&other, &b2c, KeyFacts::default()), Err(BadIssuer));
+        let mut disagree = claims.clone();
+        disagree.insert("acr".into(), json!("b2c_1_other"));
+        assert_eq!(
+            with_key(&disagree, &b2c, KeyFacts::default()),
+            Err(BadIssuer),
+            "tfp and acr differ"
+        );
+        let mut by_acr = claims.clone();
+        by_acr.remove("tfp");
+        by_acr.insert("acr".into(), json!("b2c_1_signin"));
+        assert_eq!(with_key(&by_acr, &b2c, KeyFacts::default()), Ok(()));
+        let mut neither = claims;
+        neither.remove("tfp");
+        assert_eq!(
+            with_key(&neither, &b2c, KeyFacts::default()),
+            Err(BadIssuer)
+        );
+    }
+
+    #[test]
+    fn c9_id_tokens() {
+        use ValidationErrorKind::*;
+        let id_rules = |nonce: &str| Rules {
+            expect: Expect::IdToken {
+                client_id: "web".into(),
+                nonce: nonce.into(),
+            },
+            audiences: vec!["web".into()],
+            ..rules()
+        };
+        let mut id = v2();
+        for access_only in ["azp", "azpacr", "roles"] {
+            id.remove(access_only);
+        }
+        id.insert("aud".into(), json!("web"));
+        id.insert("nonce".into(), json!("n1"));
+        assert_eq!(with_key(&id, &id_rules("n1"), KeyFacts::default()), Ok(()));
+        assert_eq!(
+            with_key(&id, &id_rules("n2"), KeyFacts::default()),
+            Err(WrongTokenType)
+        );
+        let mut no_nonce = id.clone();
+        no_nonce.remove("nonce");
+        assert_eq!(
+            with_key(&no_nonce, &id_rules("n1"), KeyFacts::default()),
+            Err(WrongTokenType)
+        );
+        let mut several = id.clone();
+        several.insert("aud".into(), json!(["web", "other"]));
+        assert_eq!(
+            with_key(&several, &id_rules("n1"), KeyFacts::default()),
+            Err(WrongTokenType),
+            "azp must name the client when aud has several values"
+        );
+        several.insert("azp".into(), json!("web"));
+        assert_eq!(
+            with_key(&several, &id_rules("n1"), KeyFacts::default()),
+            Ok(())
+        );
+        let mut access = id.clone();
+        access.insert("scp".into(), json!("read"));
+        assert_eq!(
+            with_key(&access, &id_rules("n1"), KeyFacts::default()),
+            Err(WrongTokenType)
+        );
+    }
 }
