@@ -1,4 +1,5 @@
-//! The quickstart: a token with a certificate from a local Entra ID emulator, then a cache hit.
+//! The quickstart: a token with a certificate from a local Entra ID emulator, a cache hit, and
+//! the token validated as the API would.
 //!
 //! ```sh
 //! cargo run --example quickstart
@@ -6,14 +7,16 @@
 //!
 //! It starts `confidant-testkit` in-process on a loopback port, registers an app with a freshly
 //! generated certificate, acquires an app token with a `PemSigner` (a signed RFC 7523 client
-//! assertion), acquires it again from the cache, and prints the token's claims. Against the real
-//! Entra ID, only the authority, the ids and the certificate change.
+//! assertion), acquires it again from the cache, then validates it with a `BearerValidator` (the
+//! API side: discovery, JWKS, signature, issuer, audience, lifetime) and prints what it proved.
+//! Against the real Entra ID, only the authority, the ids and the certificate change.
 
 use std::error::Error;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use confidant::validator::{BearerValidator, ClientAuthStrength, Requirements};
 use confidant::{Authority, ConfidentialClient, PemSigner};
 use confidant_testkit::{AppConfig, Config, Endpoint, TestCertificate, Testkit};
 
@@ -44,10 +47,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         signer.certificate().subject(),
         signer.certificate().x5t_s256()
     );
-    let client =
-        ConfidentialClient::builder(Authority::entra_at(testkit.base_url(), TENANT)?, CLIENT_ID)
-            .certificate(Arc::new(signer))
-            .build()?;
+    let authority = Authority::entra_at(testkit.base_url(), TENANT)?;
+    let client = ConfidentialClient::builder(authority.clone(), CLIENT_ID)
+        .certificate(Arc::new(signer))
+        .build()?;
 
     let scope = format!("api://{API_ID}/.default");
     let first = client.acquire_token_for_client(&[&scope]).await?;
@@ -75,6 +78,28 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if !second.is_from_cache() || testkit.request_count(Endpoint::Token) != 1 {
         return Err("expected one token request and a cache hit".into());
     }
+
+    // The API side: validate the token as the API with id API_ID would.
+    let validator = BearerValidator::builder(authority)
+        .audience(API_ID)
+        .build()?;
+    let validated = validator
+        .validate_with(
+            first.access_token().expose_secret(),
+            &Requirements::new()
+                .app_only()
+                .any_role(["Accounts.Read"])
+                .min_client_auth(ClientAuthStrength::Certificate),
+        )
+        .await?;
+    println!(
+        "
+validated by BearerValidator: client {} (certificate-authenticated), tenant {}, roles {:?}, key {}",
+        validated.client_id().unwrap_or_default(),
+        validated.tenant_id().unwrap_or_default(),
+        validated.roles().collect::<Vec<_>>(),
+        validated.key_id()
+    );
     testkit.shutdown().await;
     Ok(())
 }

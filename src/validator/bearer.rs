@@ -136,7 +136,26 @@ impl BearerValidator {
     ) -> Result<ValidatedToken, ValidationError> {
         let inner = &*self.inner;
         // (1)–(2)
-        let jws = jws::parse(token, inner.max_token_bytes)?;
+        let jws = jws::parse(token, inner.max_token_bytes).inspect_err(|e| {
+            tracing::debug!(kind = e.kind().as_str(), "bearer token rejected");
+        })?;
+        self.run_parsed(jws, id_token).await.inspect_err(|e| {
+            // §8.4: one debug event per rejection, the kid escaped and cut, never a token part.
+            tracing::debug!(
+                kind = e.kind().as_str(),
+                alg = jws_alg_name(token),
+                kid = %escaped_kid(token),
+                "bearer token rejected"
+            );
+        })
+    }
+
+    async fn run_parsed(
+        &self,
+        jws: jws::CompactJws<'_>,
+        id_token: Option<Expect>,
+    ) -> Result<ValidatedToken, ValidationError> {
+        let inner = &*self.inner;
         if !inner.algorithms.contains(&jws.alg) {
             return Err(ValidationError::new(
                 ValidationErrorKind::UnsupportedAlg,
@@ -201,6 +220,28 @@ impl BearerValidator {
     pub fn authorization_endpoint(&self) -> &str {
         &self.inner.authorization_endpoint
     }
+}
+
+/// The parsed `alg` of `token` (already accepted by the parser).
+fn jws_alg_name(token: &str) -> &'static str {
+    jws::parse(token, MAX_TOKEN_BYTES).map_or("?", |j| j.alg.as_str())
+}
+
+/// The `kid` of `token`, escaped and cut to 64 bytes, for logs.
+fn escaped_kid(token: &str) -> String {
+    let kid = jws::parse(token, MAX_TOKEN_BYTES)
+        .ok()
+        .and_then(|j| j.kid)
+        .unwrap_or_default();
+    let mut out: String = kid.escape_debug().collect();
+    if out.len() > 64 {
+        let mut cut = 64;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
 }
 
 /// Configures a [`BearerValidator`]. Every rule of VALIDATION.md is on by default; the

@@ -127,7 +127,6 @@ where
                     inner.call(request).await
                 }
                 Err(error) => {
-                    tracing::debug!(kind = error.kind().as_str(), "bearer token rejected");
                     let challenge = BearerChallenge::for_error(&error, &layer.context());
                     Ok(Rejection(challenge).into_response())
                 }

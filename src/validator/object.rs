@@ -483,3 +483,34 @@ mod tests {
         assert!(o.contains("n"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::Object;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = Object::parse(bytes, 8);
+        }
+
+        #[test]
+        fn agrees_with_the_tree_parser(text in r#"\{("[a-zA-Z]{1,4}":(1|"x"|\[\]|\{\}|null),){0,8}"[a-z]{1,3}":0\}"#) {
+            prop_assert_eq!(
+                Object::parse(text.as_bytes().to_vec(), 8).is_ok(),
+                super::super::json::parse_object(text.as_bytes()).is_ok(),
+                "{}", text
+            );
+        }
+
+        #[test]
+        fn a_repeated_member_is_refused(name in "[a-z]{1,12}", other in "[A-Z]{1,12}") {
+            let text = format!(r#"{{"{name}":1,"{other}":2,"{name}":3}}"#);
+            prop_assert!(Object::parse(text.into_bytes(), 8).is_err());
+        }
+    }
+}

@@ -690,3 +690,98 @@ async fn stale_keys_are_dropped_after_the_grace_and_cold_start_fails_closed() {
         "past 12 h + 24 h grace"
     );
 }
+
+/// A subscriber that keeps every event's fields as text, at every level.
+#[derive(Default, Clone)]
+struct Capture(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut text = String::new();
+        span.record(&mut Fields(&mut text));
+        self.0.lock().expect("lock").push(text);
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        let mut text = String::new();
+        values.record(&mut Fields(&mut text));
+        self.0.lock().expect("lock").push(text);
+    }
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut text = format!("{} ", event.metadata().level());
+        event.record(&mut Fields(&mut text));
+        self.0.lock().expect("lock").push(text);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={value:?} ", field.name()));
+    }
+}
+
+/// The negative suite at `trace`: every rejection and key-set event is logged, and no token part
+/// (header, payload or signature segment) appears in any of them (VALIDATION.md §8.1, §10).
+#[test]
+fn rejections_at_trace_log_no_token_part() {
+    let capture = Capture::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let tokens = tracing::subscriber::with_default(capture.clone(), || {
+        runtime.block_on(async {
+            let env = env().await;
+            let validator = env.validator().build().expect("validator");
+            let good = env.app_token(&format!("{API}/.default")).await;
+            let mut tokens = vec![good.clone()];
+            let mut expired = env.delegated_claims("Accounts.Read");
+            expired["exp"] = json!(env.now() - 1000);
+            let mut wrong_aud = env.delegated_claims("Accounts.Read");
+            wrong_aud["aud"] = json!("api://someone-else");
+            let (signed, _) = good.rsplit_once('.').expect("JWS");
+            let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode([9u8; 256]));
+            tokens.extend([
+                env.sign(&expired),
+                env.sign(&wrong_aud),
+                forged,
+                with_kid(&good, "secret-looking-kid\n\u{1b}[31m"),
+                format!("{good}x"),
+                good.replacen("eyJ", "eyK", 1),
+            ]);
+            validator.prefetch().await.expect("keys");
+            for token in &tokens[1..] {
+                let _ = validator.validate(token).await;
+            }
+            // A failed refresh is logged too (at warn).
+            env.testkit.inject(Endpoint::Jwks, Fault::status(500), 1);
+            env.clock.advance(Duration::from_secs(2));
+            let _ = validator.validate(&tokens[4]).await;
+            tokens
+        })
+    });
+    let logged = capture.0.lock().expect("lock").join("\n");
+    assert!(
+        logged.contains("bearer token rejected"),
+        "rejections are logged"
+    );
+    assert!(
+        logged.contains("expired") && logged.contains("bad_signature"),
+        "{logged}"
+    );
+    assert!(!logged.contains('\u{1b}'), "kids are escaped");
+    assert!(logged.contains("WARN") && logged.contains("keeping the last good set"));
+    for token in &tokens {
+        for segment in token.split('.').filter(|s| s.len() > 16) {
+            assert!(!logged.contains(segment), "a token segment was logged");
+        }
+    }
+}
