@@ -309,21 +309,7 @@ impl Authority {
     /// Fetches `{issuer}/.well-known/openid-configuration` and builds a generic OpenID authority.
     pub async fn discover(http: &dyn HttpClient, issuer: &str) -> Result<Self, Error> {
         let url = discovery_url_for(&check_endpoint(issuer)?)?;
-        let request = http::Request::get(url.as_str())
-            .header(http::header::ACCEPT, "application/json")
-            .body(Vec::new())
-            .map_err(|e| {
-                Error::InvalidEndpoint(format!("cannot build the discovery request: {e}"))
-            })?;
-        let response = http.send(request).await?;
-        if !response.status().is_success() {
-            return Err(Error::InvalidResponse(format!(
-                "discovery at {} answered HTTP {}",
-                url.path(),
-                response.status().as_u16()
-            )));
-        }
-        Self::from_discovery(issuer, response.body())
+        Self::from_discovery(issuer, &fetch_discovery(http, &url).await?)
     }
 
     /// An authority from a URL as a user types it: [`parse`](Self::parse) for Entra, B2C and
@@ -335,23 +321,9 @@ impl Authority {
         if let Ok(authority) = Self::parse(url) {
             return Ok(authority);
         }
-        let issuer = check_endpoint(url)?;
-        let discovery = discovery_url_for(&issuer)?;
-        let request = http::Request::get(discovery.as_str())
-            .header(http::header::ACCEPT, "application/json")
-            .body(Vec::new())
-            .map_err(|e| {
-                Error::InvalidEndpoint(format!("cannot build the discovery request: {e}"))
-            })?;
-        let response = http.send(request).await?;
-        if response.status() != http::StatusCode::OK {
-            return Err(Error::InvalidResponse(format!(
-                "discovery at {} answered HTTP {}",
-                discovery.path(),
-                response.status().as_u16()
-            )));
-        }
-        let document: serde_json::Value = serde_json::from_slice(response.body())
+        let discovery = discovery_url_for(&check_endpoint(url)?)?;
+        let body = fetch_discovery(http, &discovery).await?;
+        let document: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| Error::InvalidResponse(format!("discovery document is not JSON: {e}")))?;
         if document.get("cloud_instance_name").is_some() {
             let trimmed = url.trim_end_matches('/');
@@ -366,7 +338,7 @@ impl Authority {
                 return Self::entra_at(base, tenant);
             }
         }
-        Self::from_discovery(url, response.body())
+        Self::from_discovery(url, &body)
     }
 
     /// The kind of provider.
@@ -541,6 +513,23 @@ struct DiscoveryDocument {
     #[serde(default)]
     authorization_endpoint: Option<String>,
     jwks_uri: String,
+}
+
+/// GETs a discovery document; anything but 200 is an error.
+async fn fetch_discovery(http: &dyn HttpClient, url: &Url) -> Result<Vec<u8>, Error> {
+    let request = http::Request::get(url.as_str())
+        .header(http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|e| Error::InvalidEndpoint(format!("cannot build the discovery request: {e}")))?;
+    let response = http.send(request).await?;
+    if response.status() != http::StatusCode::OK {
+        return Err(Error::InvalidResponse(format!(
+            "discovery at {} answered HTTP {}",
+            url.path(),
+            response.status().as_u16()
+        )));
+    }
+    Ok(response.into_body())
 }
 
 fn discovery_url_for(issuer: &Url) -> Result<Url, Error> {
@@ -762,6 +751,60 @@ mod tests {
         let insecure = br#"{"issuer":"https://id.example.com","token_endpoint":"http://id.example.com/token","jwks_uri":"https://id.example.com/jwks"}"#;
         assert!(Authority::from_discovery("https://id.example.com", insecure).is_err());
         assert!(Authority::from_discovery("https://id.example.com", b"{").is_err());
+    }
+
+    #[test]
+    fn validator_helpers() {
+        let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        assert_eq!(
+            entra_v1_issuer(&format!("https://login.microsoftonline.com/{tid}/v2.0")).as_deref(),
+            Some(format!("https://sts.windows.net/{tid}/").as_str())
+        );
+        assert_eq!(
+            entra_v1_issuer("https://login.microsoftonline.com/{tenantid}/v2.0").as_deref(),
+            Some("https://sts.windows.net/{tenantid}/")
+        );
+        assert_eq!(
+            entra_v1_issuer(&format!("https://login.chinacloudapi.cn/{tid}/v2.0")).as_deref(),
+            Some(format!("https://sts.chinacloudapi.cn/{tid}/").as_str())
+        );
+        assert_eq!(
+            entra_v1_issuer(&format!("http://127.0.0.1:8400/{tid}/v2.0")).as_deref(),
+            Some(format!("http://127.0.0.1:8400/{tid}/").as_str())
+        );
+        assert!(same_key_domain(
+            "sts.windows.net",
+            "login.microsoftonline.com"
+        ));
+        assert!(same_key_domain("a.ciamlogin.com", "b.ciamlogin.com"));
+        assert!(!same_key_domain(
+            "login.microsoftonline.com",
+            "login.microsoftonline.us"
+        ));
+        assert!(!same_key_domain("id.example.com", "keys.example.com"));
+
+        let by_domain =
+            Authority::parse("https://login.microsoftonline.com/contoso.com").expect("ok");
+        assert!(
+            by_domain.accepts_discovered_issuer(&format!(
+                "https://login.microsoftonline.com/{tid}/v2.0"
+            ))
+        );
+        for other in [
+            format!(
+                "https://login.microsoftonline.com/{}/v2.0",
+                tid.to_uppercase()
+            ),
+            format!("https://login.microsoftonline.us/{tid}/v2.0"),
+            "https://login.microsoftonline.com/contoso.com/v2.0".to_owned(),
+        ] {
+            assert!(!by_domain.accepts_discovered_issuer(&other), "{other}");
+        }
+        let by_guid =
+            Authority::parse(&format!("https://login.microsoftonline.com/{tid}")).expect("ok");
+        assert!(!by_guid.accepts_discovered_issuer(
+            "https://login.microsoftonline.com/0b2c5e8a-1111-4222-8333-944445555666/v2.0"
+        ));
     }
 
     #[test]

@@ -406,6 +406,22 @@ mod tests {
         .expect("object")
     }
 
+    /// The v1 form of [`v2`]: `sts.windows.net` issuer, `appid`/`appidacr`, App ID URI audience.
+    fn v1() -> Map<String, Value> {
+        let mut v1 = v2();
+        v1.remove("azp");
+        v1.remove("azpacr");
+        v1.insert(
+            "iss".into(),
+            json!(format!("https://sts.windows.net/{TID}/")),
+        );
+        v1.insert("ver".into(), json!("1.0"));
+        v1.insert("appid".into(), json!("c"));
+        v1.insert("appidacr".into(), json!("1"));
+        v1.insert("aud".into(), json!(format!("api://{API}")));
+        v1
+    }
+
     fn at(now: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(now)
     }
@@ -429,18 +445,7 @@ mod tests {
     #[test]
     fn positive_controls() {
         assert_eq!(kind(&v2(), &rules()), Ok(()));
-        let mut v1 = v2();
-        v1.remove("azp");
-        v1.remove("azpacr");
-        v1.insert(
-            "iss".into(),
-            json!(format!("https://sts.windows.net/{TID}/")),
-        );
-        v1.insert("ver".into(), json!("1.0"));
-        v1.insert("appid".into(), json!("c"));
-        v1.insert("appidacr".into(), json!("1"));
-        v1.insert("aud".into(), json!(format!("api://{API}")));
-        assert_eq!(kind(&v1, &rules()), Ok(()));
+        assert_eq!(kind(&v1(), &rules()), Ok(()));
         assert_eq!(kind(&with("aud", json!(["other", API])), &rules()), Ok(()));
     }
 
@@ -670,16 +675,8 @@ mod tests {
             "another cloud's key"
         );
         // A v1 token is vouched for by the tenant's v2 issuer.
-        let mut v1 = v2();
-        v1.insert(
-            "iss".into(),
-            json!(format!("https://sts.windows.net/{TID}/")),
-        );
-        v1.insert("ver".into(), json!("1.0"));
-        v1.insert("appid".into(), json!("c"));
-        v1.insert("appidacr".into(), json!("1"));
-        assert_eq!(with_key(&v1, &r, key(&own)), Ok(()));
-        assert_eq!(with_key(&v1, &r, key(other)), Err(BadIssuer));
+        assert_eq!(with_key(&v1(), &r, key(&own)), Ok(()));
+        assert_eq!(with_key(&v1(), &r, key(other)), Err(BadIssuer));
         let clouds = KeyFacts {
             issuer: None,
             clouds: Some(("microsoftonline.us", "microsoftonline.com")),
