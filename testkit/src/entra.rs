@@ -36,6 +36,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/{tenant}/discovery/keys", get(jwks_v1))
         .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/{tenant}/oauth2/token", post(token_v1))
+        .route(
+            "/{tenant}/{policy}/v2.0/.well-known/openid-configuration",
+            get(discovery_b2c),
+        )
+        .route("/{tenant}/{policy}/discovery/v2.0/keys", get(jwks_b2c))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             crate::faults::middleware,
@@ -115,6 +120,59 @@ async fn discovery_v1(
         "cloud_instance_name": "microsoftonline.com",
     });
     json_response(StatusCode::OK, &body, &correlation_id(&headers))
+}
+
+/// Azure AD B2C's per-policy discovery document: issuer `{base}/{tid}/v2.0/`, endpoints below
+/// `{base}/{tenant}/{policy}`.
+async fn discovery_b2c(
+    State(shared): State<Arc<Shared>>,
+    Path((tenant, policy)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let base = &shared.base_url;
+    let (_, tid) = tenant_parts(&shared, &tenant);
+    let policy = policy.to_ascii_lowercase();
+    let at = format!("{base}/{tenant}/{policy}");
+    let body = json!({
+        "issuer": format!("{base}/{tid}/v2.0/"),
+        "authorization_endpoint": format!("{at}/oauth2/v2.0/authorize"),
+        "token_endpoint": format!("{at}/oauth2/v2.0/token"),
+        "end_session_endpoint": format!("{at}/oauth2/v2.0/logout"),
+        "jwks_uri": format!("{at}/discovery/v2.0/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "response_types_supported": ["code", "code id_token", "code token", "code id_token token", "id_token", "id_token token", "token", "token id_token"],
+        "scopes_supported": ["openid"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "claims_supported": ["oid", "sub", "tfp", "iss", "iat", "exp", "aud", "acr", "nonce", "auth_time"],
+    });
+    json_response(StatusCode::OK, &body, &correlation_id(&headers))
+}
+
+/// B2C keys: `kid`, `use`, `kty`, `n`, `e` (no `x5c`, `x5t` or `issuer`).
+async fn jwks_b2c(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let keys: Vec<Value> = shared
+        .keys
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .published
+        .iter()
+        .map(|k| {
+            let mut jwk = k.jwk.clone();
+            if let Some(object) = jwk.as_object_mut() {
+                for member in ["x5c", "x5t", "issuer", "cloud_instance_name"] {
+                    object.remove(member);
+                }
+            }
+            jwk
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({ "keys": keys }),
+        &correlation_id(&headers),
+    )
 }
 
 fn jwks(shared: &Shared, tenant: &str, issuer_suffix: &str, headers: &HeaderMap) -> Response {

@@ -690,3 +690,63 @@ async fn stale_keys_are_dropped_after_the_grace_and_cold_start_fails_closed() {
         "past 12 h + 24 h grace"
     );
 }
+
+/// Azure AD B2C: the per-policy discovery document and key set of the testkit, `tfp` policies.
+#[tokio::test]
+async fn b2c_policies() {
+    let env = env().await;
+    let base = env.testkit.base_url();
+    let now = env.now();
+    let b2c_claims = |policy: &str| {
+        json!({
+            "iss": format!("{base}/{TID}/v2.0/"), "aud": API, "ver": "1.0", "azp": CLIENT,
+            "scp": "Accounts.Read", "tfp": policy, "sub": "user-1", "oid": "user-1",
+            "iat": now, "nbf": now, "exp": now + 3600,
+        })
+    };
+    let signin = env.sign(&b2c_claims("B2C_1_signin"));
+    let mfa = env.sign(&b2c_claims("b2c_1_mfa"));
+    for tenant in [TID, "contoso.example"] {
+        let authority = Authority::b2c_at(base, tenant, "B2C_1_signin").expect("B2C authority");
+        let validator = BearerValidator::builder(authority)
+            .audience(API)
+            .clock(env.clock.clone())
+            .build()
+            .expect("validator");
+        let valid = validator.validate(&signin).await.expect("B2C token");
+        assert_eq!(
+            valid.identity(),
+            (format!("{base}/{TID}/v2.0/").as_str(), "user-1")
+        );
+        assert_eq!(
+            kind(&validator, &mfa).await,
+            Err(ValidationErrorKind::BadIssuer),
+            "another policy"
+        );
+        // Step-up to the MFA policy: the claims request names it.
+        let error = validator
+            .validate_with(&signin, &Requirements::new().acr("B2C_1_MFA"))
+            .await
+            .expect_err("step-up");
+        assert_eq!(
+            error.claims_challenge(),
+            Some(r#"{"access_token":{"acr":{"essential":true,"value":"b2c_1_mfa"}}}"#)
+        );
+    }
+    let both = BearerValidator::builder(
+        Authority::b2c_at(base, TID, "B2C_1_signin").expect("B2C authority"),
+    )
+    .audience(API)
+    .b2c_policy("B2C_1_MFA")
+    .clock(env.clock.clone())
+    .build()
+    .expect("validator");
+    assert_eq!(kind(&both, &mfa).await, Ok(()));
+    assert_eq!(kind(&both, &signin).await, Ok(()));
+    // An Entra token is not a B2C token (issuer), and B2C keys carry no issuer to check.
+    let entra = env.app_token(&format!("{API}/.default")).await;
+    assert_eq!(
+        kind(&both, &entra).await,
+        Err(ValidationErrorKind::BadIssuer)
+    );
+}
