@@ -750,3 +750,38 @@ async fn b2c_policies() {
         Err(ValidationErrorKind::BadIssuer)
     );
 }
+
+/// Entra External ID (CIAM): its `{tid}.ciamlogin.com` issuer, keys given in code (the testkit
+/// serves loopback issuers only).
+#[tokio::test]
+async fn ciam_issuer_with_keys_in_code() {
+    let authority = Authority::ciam("contoso", Some(TID)).expect("CIAM authority");
+    let rsa = PemSigner::from_pem(&fixture("rsa2048.crt"), &fixture("rsa2048.pkcs8.key"))
+        .expect("RSA signer");
+    let jwks = json!({"keys": [jwk_of_certificate(&fixture("rsa2048.crt"), "ciam-key")]});
+    let validator = BearerValidator::builder(authority)
+        .audience(API)
+        .jwks(jwks.to_string())
+        .build()
+        .expect("validator");
+    assert_eq!(validator.realm(), Some(TID));
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("now")
+        .as_secs();
+    let claims = json!({
+        "iss": format!("https://{TID}.ciamlogin.com/{TID}/v2.0"), "aud": API, "tid": TID,
+        "ver": "2.0", "azp": CLIENT, "azpacr": "0", "scp": "Accounts.Read", "sub": "s",
+        "oid": "o", "iat": now, "nbf": now, "exp": now + 3600,
+    });
+    let header = json!({"typ": "JWT", "alg": "RS256", "kid": "ciam-key"});
+    let token = sign_jws(&rsa, Algorithm::Rs256, &header, &claims).await;
+    assert_eq!(kind(&validator, &token).await, Ok(()));
+    let mut entra = claims.clone();
+    entra["iss"] = json!(format!("https://login.microsoftonline.com/{TID}/v2.0"));
+    let token = sign_jws(&rsa, Algorithm::Rs256, &header, &entra).await;
+    assert_eq!(
+        kind(&validator, &token).await,
+        Err(ValidationErrorKind::BadIssuer)
+    );
+}
