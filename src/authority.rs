@@ -314,12 +314,26 @@ impl Authority {
 
     /// An authority from a URL as a user types it: [`parse`](Self::parse) for Entra, B2C and
     /// CIAM hosts; otherwise the discovery document at `{url}/.well-known/openid-configuration`
-    /// decides. A Microsoft-style document (with `cloud_instance_name`, such as the testkit's,
-    /// for a URL `{base}/{tenant}/v2.0`) gives Entra's layout on that base; any other is a
-    /// generic OpenID provider whose issuer must equal `url`.
+    /// decides. A URL `{base}/{tenant}/{B2C_1_policy}[/v2.0]` is B2C's layout on that base; a
+    /// Microsoft-style document (with `cloud_instance_name`, such as the testkit's, for a URL
+    /// `{base}/{tenant}/v2.0`) gives Entra's layout on that base; any other is a generic OpenID
+    /// provider whose issuer must equal `url`.
     pub async fn resolve(http: &dyn HttpClient, url: &str) -> Result<Self, Error> {
         if let Ok(authority) = Self::parse(url) {
             return Ok(authority);
+        }
+        // `{base}/{tenant}/{B2C policy}[/v2.0]`: B2C's layout on another host (the testkit's).
+        let trimmed = url.trim_end_matches('/');
+        let trimmed = trimmed.strip_suffix("/v2.0").unwrap_or(trimmed);
+        if let Some((rest, policy)) = trimmed.rsplit_once('/')
+            && (policy.to_ascii_lowercase().starts_with("b2c_1_")
+                || policy.to_ascii_lowercase().starts_with("b2c_1a_"))
+            && let Some((base, tenant)) = rest.rsplit_once('/')
+            && base
+                .split_once("://")
+                .is_some_and(|(_, host)| !host.is_empty())
+        {
+            return Self::b2c_at(base, tenant, policy);
         }
         let discovery = discovery_url_for(&check_endpoint(url)?)?;
         let body = fetch_discovery(http, &discovery).await?;

@@ -512,3 +512,36 @@ async fn validate_one_token_and_a_batch() {
 fn json_line(token: &str) -> String {
     serde_json::json!({ "token": token }).to_string()
 }
+
+#[tokio::test]
+async fn validate_b2c_tokens_with_extra_policies() {
+    let testkit = testkit(AppConfig::new(CLIENT, TENANT).secret(SECRET)).await;
+    let tid = testkit.tenant_id(TENANT);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_secs();
+    let sign = |policy: &str| {
+        testkit
+            .sign_token(&serde_json::json!({
+                "iss": format!("{}/{tid}/v2.0/", testkit.base_url()), "aud": API, "ver": "1.0",
+                "azp": CLIENT, "scp": "read", "tfp": policy, "sub": "u", "oid": "u",
+                "iat": now, "nbf": now, "exp": now + 600,
+            }))
+            .expect("signed")
+    };
+    let authority = format!("{}/{TENANT}/B2C_1_signin/v2.0", testkit.base_url());
+    let mfa = sign("B2C_1_mfa");
+    let args = ["validate", "--authority", &authority, "--audience", API];
+    let out = confidant(&[&args[..], &[sign("B2C_1_signin").as_str()]].concat(), &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = confidant(&[&args[..], &[mfa.as_str()]].concat(), &[]).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("bad_issuer"), "{}", out.stderr);
+    let out = confidant(
+        &[&args[..], &["--b2c-policy", "B2C_1_MFA", mfa.as_str()]].concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
