@@ -785,3 +785,21 @@ async fn ciam_issuer_with_keys_in_code() {
         Err(ValidationErrorKind::BadIssuer)
     );
 }
+
+/// Entra app-specific signing keys: the JWKS is fetched with `?appid=`.
+#[tokio::test]
+async fn app_specific_keys_are_fetched_with_the_app_id() {
+    let env = env().await;
+    let validator = env
+        .validator()
+        .app_specific_keys(API)
+        .build()
+        .expect("validator");
+    validator.prefetch().await.expect("keys");
+    let requests = env.testkit.requests(Endpoint::Jwks);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].query.as_deref(),
+        Some(format!("appid={API}").as_str())
+    );
+}
