@@ -24,7 +24,8 @@ const MAX_SKEW: Duration = Duration::from_secs(600);
 /// Validates bearer access tokens (and, for the authorization-code flow, ID tokens) from one
 /// authority, per VALIDATION.md: strict by default, fast with a warm key set.
 ///
-/// Cheap to clone; clones share the key set.
+/// Cheap to clone; clones share the key set. Use it inside a Tokio runtime (key fetches run as
+/// spawned tasks, so a caller that gives up never cancels the fetch others wait for).
 ///
 /// ```no_run
 /// # async fn run(token: &str) -> Result<(), Box<dyn std::error::Error>> {
@@ -604,6 +605,7 @@ impl BearerValidatorBuilder {
                     keys,
                     rules: derive(&issuer),
                     cloud: None,
+                    loaded_at: std::time::SystemTime::UNIX_EPOCH,
                 }))
             }
             None => {

@@ -6,6 +6,7 @@
 //! cancel the fetch the others wait for. Periodic refreshes are started by the first validation
 //! after they fall due, and never awaited (L6).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +19,7 @@ use super::error::{ValidationError, ValidationErrorKind};
 use super::json;
 use super::jwk::KeySet;
 use crate::authority::same_key_domain;
-use crate::clock::Clock;
+use crate::clock::{Clock, unix_seconds};
 use crate::http::{HttpClient, check_endpoint};
 use crate::signer::Backend;
 
@@ -67,6 +68,8 @@ pub(crate) struct Loaded {
     pub(crate) rules: Rules,
     /// The discovery document's `cloud_instance_name` (K5).
     pub(crate) cloud: Option<String>,
+    /// When this set was fetched (L7's grace counts from here).
+    pub(crate) loaded_at: SystemTime,
 }
 
 /// Turns the pinned discovery issuer into the claim rules tokens must meet.
@@ -87,6 +90,9 @@ pub(crate) struct Remote {
     pub(crate) backend: Backend,
     pub(crate) lifecycle: Lifecycle,
     current: RwLock<Option<Arc<Loaded>>>,
+    /// When the next background refresh (or retry) is due, in Unix seconds; `u64::MAX` for
+    /// none. Read without the state lock, so a validation that finds it not due takes no mutex.
+    next_refresh: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -107,10 +113,6 @@ type Outcome = watch::Receiver<Option<bool>>;
 #[derive(Default)]
 struct State {
     in_flight: Option<Outcome>,
-    /// When the current set was fetched.
-    loaded_at: Option<SystemTime>,
-    /// When the next background refresh (or retry) is due.
-    next_refresh: Option<SystemTime>,
     retry_delay: Option<Duration>,
     /// A failed cold start: callers fail fast until then (L9).
     cold_retry_at: Option<SystemTime>,
@@ -147,6 +149,7 @@ impl Remote {
             backend,
             lifecycle,
             current: RwLock::new(None),
+            next_refresh: AtomicU64::new(u64::MAX),
             state: Mutex::new(State::default()),
         }
     }
@@ -188,33 +191,32 @@ impl Remote {
             return self.cold_start(now).await;
         };
         let unknown = kid.is_some_and(|k| loaded.keys.is_unknown(k));
-        let outcome = {
+        let outcome = if unknown {
             let mut state = self.lock();
-            if unknown {
-                let joinable = state.in_flight.as_ref().is_some_and(alive);
-                let cooling = state.last_kid_refresh.is_some_and(|at| {
-                    now.duration_since(at)
-                        .is_ok_and(|d| d < self.lifecycle.unknown_kid_cooldown)
-                        || now < at
-                });
-                if !joinable && cooling {
-                    // Throttled: answer from the current set at once, no await (L8).
-                    return Ok(loaded);
-                }
-                if !joinable {
-                    state.last_kid_refresh = Some(now);
-                }
-                Some(self.join_or_start(&mut state))
-            } else {
-                if state.next_refresh.is_some_and(|due| now >= due)
-                    && !state.in_flight.as_ref().is_some_and(alive)
-                {
-                    // Due: refresh in the background, never awaited (L6, L7).
-                    let _ = self.join_or_start(&mut state);
-                }
-                None
+            let joinable = state.in_flight.as_ref().is_some_and(alive);
+            let cooling = state.last_kid_refresh.is_some_and(|at| {
+                now.duration_since(at)
+                    .is_ok_and(|d| d < self.lifecycle.unknown_kid_cooldown)
+                    || now < at
+            });
+            if !joinable && cooling {
+                // Throttled: answer from the current set at once, no await (L8).
+                return Ok(loaded);
             }
+            if !joinable {
+                state.last_kid_refresh = Some(now);
+            }
+            Some(self.join_or_start(&mut state))
+        } else {
+            None
         };
+        if outcome.is_none() && unix_seconds(now) >= self.next_refresh.load(Ordering::Relaxed) {
+            let mut state = self.lock();
+            if !state.in_flight.as_ref().is_some_and(alive) {
+                // Due: refresh in the background, never awaited (L6, L7).
+                let _ = self.join_or_start(&mut state);
+            }
+        }
         match outcome {
             Some(outcome) => {
                 wait(outcome).await;
@@ -228,7 +230,7 @@ impl Remote {
     /// The current set, unless `stale_grace` has passed since the refresh it missed (L7).
     fn fresh_snapshot(&self, now: SystemTime) -> Option<Arc<Loaded>> {
         let loaded = self.snapshot()?;
-        let loaded_at = self.lock().loaded_at?;
+        let loaded_at = loaded.loaded_at;
         let limit = self.lifecycle.refresh_interval + self.lifecycle.stale_grace;
         if now.duration_since(loaded_at).is_ok_and(|age| age > limit) {
             tracing::warn!(
@@ -282,7 +284,8 @@ impl Remote {
         let mut state = self.lock();
         state.in_flight = None;
         match result {
-            Ok(loaded) => {
+            Ok(mut loaded) => {
+                loaded.loaded_at = now;
                 let previous = self.snapshot();
                 let changed = previous
                     .as_ref()
@@ -295,8 +298,7 @@ impl Remote {
                     );
                 }
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(loaded));
-                state.loaded_at = Some(now);
-                state.next_refresh = Some(now + jittered(self.lifecycle.refresh_interval));
+                self.set_next_refresh(now + jittered(self.lifecycle.refresh_interval));
                 state.retry_delay = None;
                 state.cold_retry_at = None;
                 state.cold_delay = None;
@@ -306,7 +308,7 @@ impl Remote {
                 if self.snapshot().is_some() {
                     let delay = state.retry_delay.unwrap_or(RETRY_START);
                     state.retry_delay = Some((delay * 2).min(RETRY_MAX));
-                    state.next_refresh = Some(now + jittered(delay));
+                    self.set_next_refresh(now + jittered(delay));
                     tracing::warn!(
                         discovery = %self.discovery_url,
                         reason,
@@ -327,6 +329,10 @@ impl Remote {
                 false
             }
         }
+    }
+
+    fn set_next_refresh(&self, at: SystemTime) {
+        self.next_refresh.store(unix_seconds(at), Ordering::Relaxed);
     }
 
     /// One discovery + JWKS round (L1–L5). The error is a log line without secrets.
@@ -371,7 +377,12 @@ impl Remote {
         if keys.usable_count() == 0 {
             return Err("the JWKS has no usable key".into());
         }
-        Ok(Loaded { keys, rules, cloud })
+        Ok(Loaded {
+            keys,
+            rules,
+            cloud,
+            loaded_at: SystemTime::UNIX_EPOCH,
+        })
     }
 
     async fn get(&self, url: &Url, cap: usize) -> Result<Vec<u8>, String> {
