@@ -97,7 +97,8 @@ impl VerificationKey {
                 let e = member("e")?;
                 let n = strip_zeros(&n);
                 let e = strip_zeros(&e);
-                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+                let bits = (n.len() * 8)
+                    .saturating_sub(n.first().map_or(8, |b| b.leading_zeros() as usize));
                 if !(2048..=8192).contains(&bits) || n.last().is_none_or(|b| b & 1 == 0) {
                     return Err("RSA modulus must be odd and 2048 to 8192 bits");
                 }

@@ -272,6 +272,20 @@ mod properties {
         }
 
         #[test]
+        fn arbitrary_key_material_never_panics(
+            n in proptest::collection::vec(any::<u8>(), 0..600),
+            e in proptest::collection::vec(any::<u8>(), 0..9),
+            x in proptest::collection::vec(any::<u8>(), 0..40),
+            y in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let jwks = serde_json::json!({"keys": [
+                {"kty": "RSA", "kid": "r", "n": URL_SAFE_NO_PAD.encode(&n), "e": URL_SAFE_NO_PAD.encode(&e)},
+                {"kty": "EC", "kid": "e", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(&x), "y": URL_SAFE_NO_PAD.encode(&y)},
+            ]});
+            let _ = crate::validator::jwk::KeySet::from_json(jwks.to_string().as_bytes(), crate::signer::Backend::default());
+        }
+
+        #[test]
         fn arbitrary_key_sets_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let _ = crate::validator::jwk::KeySet::from_json(&bytes, crate::signer::Backend::default());
         }

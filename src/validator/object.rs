@@ -141,7 +141,7 @@ impl Object {
                 Shape::Other => Kind::Other,
             };
             let name: &[u8] = match &m.name {
-                Text::At(range) => &self.text.as_bytes()[range.clone()],
+                Text::At(range) => self.text.as_bytes().get(range.clone()).unwrap_or_default(),
                 Text::Owned(s) => s.as_bytes(),
             };
             (name, kind)
@@ -206,7 +206,9 @@ fn classify(e: serde_json::Error) -> &'static str {
 
 /// The byte range of `part` inside the buffer starting at `base`.
 fn range_of(base: usize, part: &str) -> Range<usize> {
-    let start = part.as_ptr() as usize - base;
+    // `part` is borrowed from the buffer at `base`; saturating keeps a broken invariant from
+    // panicking (the lookups below use `get`, so a bad range reads as absent).
+    let start = (part.as_ptr() as usize).saturating_sub(base);
     start..start + part.len()
 }
 

@@ -201,6 +201,22 @@ fn classify(jwk: Value) -> Result<(), ValidationErrorKind> {
 }
 
 #[test]
+fn degenerate_keys_are_rejected_without_panicking() {
+    for jwk in [
+        json!({"kty": "RSA", "kid": "k", "n": "", "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "k", "n": "AA", "e": ""}),
+        json!({"kty": "RSA", "kid": "k", "n": "AAAA", "e": "AAAA"}),
+        json!({"kty": "EC", "kid": "k", "crv": "P-256", "x": "", "y": ""}),
+    ] {
+        assert_eq!(
+            classify(jwk.clone()),
+            Err(ValidationErrorKind::KeyRejected),
+            "{jwk}"
+        );
+    }
+}
+
+#[test]
 fn key_policy() {
     let doc = vectors("rsa_pss_2048_sha256_mgf1_32_test.json");
     let good = rsa_jwk(&doc["testGroups"][0], None);
