@@ -26,6 +26,7 @@ pub mod http;
 mod secret;
 mod server_error;
 pub mod signer;
+mod token_source;
 pub mod validator;
 
 pub use crate::assertion::{
@@ -40,14 +41,15 @@ pub use crate::error::{Error, ErrorKind};
 pub use crate::flows::bench_support as __bench_support;
 pub use crate::flows::{
     AuthenticationResult, ClientBuilder, ClientCredentialsRequest, ConfidentialClient,
-    NoCredential, TokenSource, WithCredential,
+    NoCredential, TokenOrigin, WithCredential,
 };
 pub use crate::secret::{AccessToken, ClientSecret, Password};
 pub use crate::server_error::{ServerError, ServerErrorClass};
 pub use crate::signer::{
-    Algorithm, Backend, Certificate, PemSigner, Pkcs12Signer, Signature, Signer, SignerError,
-    SignerErrorKind, SignerOptions,
+    Algorithm, Backend, Certificate, KeyVaultSigner, PemSigner, Pkcs12Signer, Signature, Signer,
+    SignerError, SignerErrorKind, SignerOptions,
 };
+pub use crate::token_source::{StaticToken, TokenSource};
 
 /// The `async-trait` attribute, re-exported for implementing [`Signer`] and
 /// [`http::HttpClient`] without a version match.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{AuthenticationResult, ConfidentialClient, Inner, TokenSource, token_request};
+use super::{AuthenticationResult, ConfidentialClient, Inner, TokenOrigin, token_request};
 use crate::cache::single_flight::{FlightResult, Joined};
 use crate::cache::{CacheKey, CachedToken, SingleFlight};
 use crate::error::Error;
@@ -82,7 +82,7 @@ impl ConfidentialClient {
             let token = fetch(Arc::clone(inner), key, owned, request.claims.clone()).await?;
             return Ok(AuthenticationResult {
                 token,
-                source: TokenSource::IdentityProvider,
+                source: TokenOrigin::IdentityProvider,
             });
         }
 
@@ -94,7 +94,7 @@ impl ConfidentialClient {
             tracing::trace!(cache_hit = true, "app token from cache");
             return Ok(AuthenticationResult {
                 token,
-                source: TokenSource::Cache,
+                source: TokenOrigin::Cache,
             });
         }
 
@@ -106,13 +106,13 @@ impl ConfidentialClient {
         match joined {
             Joined::Cached(token) => Ok(AuthenticationResult {
                 token,
-                source: TokenSource::Cache,
+                source: TokenOrigin::Cache,
             }),
             Joined::Waiting(rx) => {
                 let token = SingleFlight::wait(rx).await?;
                 Ok(AuthenticationResult {
                     token,
-                    source: TokenSource::IdentityProvider,
+                    source: TokenOrigin::IdentityProvider,
                 })
             }
         }

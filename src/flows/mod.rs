@@ -26,7 +26,7 @@ pub use self::client_credentials::bench_support;
 /// Where a token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum TokenSource {
+pub enum TokenOrigin {
     /// The in-memory cache.
     Cache,
     /// A token request to the authority.
@@ -37,10 +37,17 @@ pub enum TokenSource {
 #[derive(Debug, Clone)]
 pub struct AuthenticationResult {
     token: Arc<CachedToken>,
-    source: TokenSource,
+    source: TokenOrigin,
 }
 
 impl AuthenticationResult {
+    pub(crate) fn new(token: CachedToken, source: TokenOrigin) -> Self {
+        Self {
+            token: Arc::new(token),
+            source,
+        }
+    }
+
     /// The access token, for an `Authorization: Bearer` header.
     pub fn access_token(&self) -> &AccessToken {
         self.token.access_token()
@@ -57,13 +64,13 @@ impl AuthenticationResult {
     }
 
     /// Cache or network.
-    pub fn source(&self) -> TokenSource {
+    pub fn source(&self) -> TokenOrigin {
         self.source
     }
 
     /// Whether it came from the cache.
     pub fn is_from_cache(&self) -> bool {
-        self.source == TokenSource::Cache
+        self.source == TokenOrigin::Cache
     }
 }
 

@@ -123,6 +123,11 @@ impl Certificate {
         })
     }
 
+    /// The `subjectPublicKey` bits: PKCS#1 `RSAPublicKey` DER, or an uncompressed EC point.
+    pub(crate) fn public_key_bits(&self) -> &[u8] {
+        &self.public_key
+    }
+
     /// The leaf certificate, DER.
     pub fn der(&self) -> &[u8] {
         &self.chain[0]

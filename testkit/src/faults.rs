@@ -23,13 +23,31 @@ pub enum Endpoint {
     Discovery,
     /// The JWKS (`/discovery/v2.0/keys`, `/discovery/keys`).
     Jwks,
+    /// Key Vault `GET /keys/...`.
+    VaultKeys,
+    /// Key Vault `POST /keys/.../sign`.
+    VaultSign,
+    /// Key Vault `GET /certificates/...`.
+    VaultCertificates,
+    /// Key Vault `GET /secrets/...`.
+    VaultSecrets,
     /// Anything else.
     Other,
 }
 
 impl Endpoint {
     pub(crate) fn of_path(path: &str) -> Self {
-        if path.ends_with("/oauth2/v2.0/token") || path.ends_with("/oauth2/token") {
+        if path.starts_with("/keys/") {
+            if path.ends_with("/sign") {
+                Endpoint::VaultSign
+            } else {
+                Endpoint::VaultKeys
+            }
+        } else if path.starts_with("/certificates/") {
+            Endpoint::VaultCertificates
+        } else if path.starts_with("/secrets/") {
+            Endpoint::VaultSecrets
+        } else if path.ends_with("/oauth2/v2.0/token") || path.ends_with("/oauth2/token") {
             Endpoint::Token
         } else if path.ends_with("/.well-known/openid-configuration") {
             Endpoint::Discovery

@@ -40,6 +40,7 @@ mod entra;
 mod errors;
 mod faults;
 mod keys;
+mod keyvault;
 mod registry;
 
 pub use crate::config::{
@@ -47,6 +48,7 @@ pub use crate::config::{
 };
 pub use crate::faults::{Endpoint, Fault, RecordedRequest};
 pub use crate::keys::{TestCa, TestCertificate};
+pub use crate::keyvault::{VaultKeyType, VaultPermission};
 
 /// What can fail when starting or configuring the testkit.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,7 @@ pub(crate) struct Shared {
     pub(crate) keys: RwLock<KeySet>,
     pub(crate) faults: Mutex<faults::Faults>,
     pub(crate) replay: Mutex<assertion::ReplayCache>,
+    pub(crate) vault: RwLock<keyvault::Vault>,
     clock: RwLock<ClockFn>,
 }
 
@@ -101,6 +104,7 @@ pub struct TestkitBuilder {
     config: Config,
     port: u16,
     clock: Option<ClockFn>,
+    vault_tenant: Option<String>,
 }
 
 impl std::fmt::Debug for TestkitBuilder {
@@ -125,6 +129,13 @@ impl TestkitBuilder {
         self
     }
 
+    /// Also serves a Key Vault on its own loopback port, accepting tokens of `tenant` for
+    /// `https://vault.azure.net` ([`Testkit::key_vault_url`]).
+    pub fn key_vault(mut self, tenant: impl Into<String>) -> Self {
+        self.vault_tenant = Some(tenant.into());
+        self
+    }
+
     /// Reads time from `clock` instead of the system clock (share it with the client under test).
     pub fn clock(mut self, clock: ClockFn) -> Self {
         self.clock = Some(clock);
@@ -136,6 +147,18 @@ impl TestkitBuilder {
         let registry = registry::Registry::new(&self.config)?;
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], self.port))).await?;
         let addr = listener.local_addr()?;
+        let vault_listener = match &self.vault_tenant {
+            Some(_) => Some(TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?),
+            None => None,
+        };
+        let vault = match (&self.vault_tenant, &vault_listener) {
+            (Some(tenant), Some(listener)) => keyvault::Vault {
+                tenant_id: registry.tenant_id(tenant),
+                base_url: format!("http://{}", listener.local_addr()?),
+                ..keyvault::Vault::default()
+            },
+            _ => keyvault::Vault::default(),
+        };
         let shared = Arc::new(Shared {
             base_url: format!("http://{addr}"),
             registry: RwLock::new(registry),
@@ -144,10 +167,29 @@ impl TestkitBuilder {
             }),
             faults: Mutex::new(faults::Faults::default()),
             replay: Mutex::new(assertion::ReplayCache::default()),
+            vault: RwLock::new(vault),
             clock: RwLock::new(self.clock.unwrap_or_else(|| Arc::new(SystemTime::now))),
         });
         let router = entra::router(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
+        let (vault_stop, vault_server) = match vault_listener {
+            Some(listener) => {
+                let (stop, stopped) = oneshot::channel::<()>();
+                let router = keyvault::router(Arc::clone(&shared));
+                let server = tokio::spawn(async move {
+                    let result = axum::serve(listener, router)
+                        .with_graceful_shutdown(async {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "testkit Key Vault stopped");
+                    }
+                });
+                (Some(stop), Some(server))
+            }
+            None => (None, None),
+        };
         let server = tokio::spawn(async move {
             let result = axum::serve(listener, router)
                 .with_graceful_shutdown(async {
@@ -162,6 +204,8 @@ impl TestkitBuilder {
             shared,
             stop: Some(stop),
             server: Some(server),
+            vault_stop,
+            vault_server,
         })
     }
 }
@@ -171,6 +215,8 @@ pub struct Testkit {
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    vault_stop: Option<oneshot::Sender<()>>,
+    vault_server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Testkit {
@@ -313,12 +359,67 @@ impl Testkit {
         *self.shared.clock.write().unwrap_or_else(|p| p.into_inner()) = clock;
     }
 
-    /// Stops the server and waits for it.
+    /// The Key Vault's URL (`http://127.0.0.1:{port}`), when started with
+    /// [`TestkitBuilder::key_vault`].
+    pub fn key_vault_url(&self) -> Option<String> {
+        let vault = self.shared.vault.read().unwrap_or_else(|p| p.into_inner());
+        (!vault.base_url.is_empty()).then(|| vault.base_url.clone())
+    }
+
+    /// Creates key `name` in the vault, or a new version of it (the current one from now on);
+    /// `hsm` marks it `RSA-HSM`/`EC-HSM`. Returns the version.
+    pub fn create_vault_key(
+        &self,
+        name: &str,
+        kind: VaultKeyType,
+        hsm: bool,
+    ) -> Result<String, TestkitError> {
+        let now = self.shared.now_unix();
+        self.shared
+            .vault
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add_version(name, kind, hsm, false, now)
+    }
+
+    /// Creates certificate `name` (a key of `kind` with a self-signed certificate `CN={name}`),
+    /// or rotates it to a new version. A non-exportable (`hsm`) key's secret holds only the
+    /// certificate. Returns the new certificate's PEM, to register with an app.
+    pub fn create_vault_certificate(
+        &self,
+        name: &str,
+        kind: VaultKeyType,
+        hsm: bool,
+    ) -> Result<String, TestkitError> {
+        let now = self.shared.now_unix();
+        let mut vault = self.shared.vault.write().unwrap_or_else(|p| p.into_inner());
+        vault.add_version(name, kind, hsm, true, now)?;
+        vault
+            .certificate_pem(name)
+            .ok_or_else(|| TestkitError::Keys("certificate not stored".into()))
+    }
+
+    /// Lets the app `client_id` (the token's `appid`/`azp`) do `permissions` in the vault.
+    pub fn grant_vault_access(&self, client_id: &str, permissions: &[VaultPermission]) {
+        self.shared
+            .vault
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .grant(client_id, permissions);
+    }
+
+    /// Stops the servers and waits for them.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
+        for stop in [self.stop.take(), self.vault_stop.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = stop.send(());
         }
-        if let Some(server) = self.server.take() {
+        for server in [self.server.take(), self.vault_server.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = server.await;
         }
     }
@@ -326,7 +427,10 @@ impl Testkit {
 
 impl Drop for Testkit {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+        for stop in [self.stop.take(), self.vault_stop.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = stop.send(());
         }
     }

@@ -3,6 +3,7 @@
 mod assertion;
 mod client_credentials;
 mod http;
+mod key_vault;
 mod parsers;
 mod protected_api;
 mod signers;

@@ -1,0 +1,170 @@
+//! `KeyVaultSigner` against the testkit's Key Vault: the challenge, remote PS256/RS256/ES256
+//! signatures accepted by the token endpoint, access policy, rotation, and no secret read.
+
+use std::sync::Arc;
+
+use confidant::{
+    Algorithm, Authority, ConfidentialClient, ErrorKind, KeyVaultSigner, Signer, SignerErrorKind,
+};
+use confidant_testkit::{AppConfig, Config, Endpoint, Testkit, VaultKeyType, VaultPermission};
+
+use crate::support::verify_with_jsonwebtoken;
+
+const TENANT: &str = "contoso";
+const VAULT_READER: &str = "55555555-5555-5555-5555-555555555555";
+const SERVICE: &str = "66666666-6666-6666-6666-666666666666";
+const API: &str = "22222222-2222-2222-2222-222222222222";
+const SECRET: &str = "vault-reader-secret";
+
+async fn testkit() -> Testkit {
+    let config = Config::default()
+        .app(AppConfig::new(API, TENANT).app_roles(&["Read"]))
+        .app(AppConfig::new(VAULT_READER, TENANT).secret(SECRET));
+    Testkit::builder()
+        .config(config)
+        .key_vault(TENANT)
+        .start()
+        .await
+        .expect("testkit")
+}
+
+/// The identity that reaches the vault: a client with a secret (a managed identity in
+/// production).
+fn vault_identity(testkit: &Testkit) -> Arc<ConfidentialClient> {
+    Arc::new(
+        ConfidentialClient::builder(
+            Authority::entra_at(testkit.base_url(), TENANT).expect("authority"),
+            VAULT_READER,
+        )
+        .client_secret(SECRET)
+        .build()
+        .expect("client"),
+    )
+}
+
+async fn signer(testkit: &Testkit, name: &str) -> Result<KeyVaultSigner, confidant::Error> {
+    KeyVaultSigner::builder(
+        testkit.key_vault_url().expect("vault"),
+        name,
+        vault_identity(testkit),
+    )
+    .build()
+    .await
+}
+
+#[tokio::test]
+async fn remote_signed_assertions_get_tokens_and_no_secret_is_read() {
+    let testkit = testkit().await;
+    testkit.grant_vault_access(
+        VAULT_READER,
+        &[
+            VaultPermission::GetCertificate,
+            VaultPermission::GetKey,
+            VaultPermission::Sign,
+        ],
+    );
+    for (name, kind) in [
+        ("rsa-hsm", VaultKeyType::Rsa2048),
+        ("ec-hsm", VaultKeyType::EcP256),
+    ] {
+        let cert_pem = testkit
+            .create_vault_certificate(name, kind, true)
+            .expect("vault certificate");
+        let client_id = format!("{SERVICE}-{name}");
+        testkit
+            .register_app(
+                AppConfig::new(&client_id, TENANT)
+                    .certificate(cert_pem.clone())
+                    .grant_roles(API, &["Read"]),
+            )
+            .expect("register");
+        let signer = signer(&testkit, name).await.expect("signer");
+        assert!(signer.key_id().contains(&format!("/keys/{name}/")));
+        let expected: &[Algorithm] = if kind == VaultKeyType::EcP256 {
+            &[Algorithm::Es256]
+        } else {
+            &[Algorithm::Ps256, Algorithm::Rs256]
+        };
+        assert_eq!(signer.algorithms(), expected);
+        // Every algorithm the key has verifies with the certificate's public key.
+        for &alg in expected {
+            let assertion = confidant::ClientAssertionBuilder::for_authority(
+                &Authority::entra_at(testkit.base_url(), TENANT).expect("authority"),
+                &client_id,
+            )
+            .algorithm(alg)
+            .sign(&signer)
+            .await
+            .expect("assertion");
+            verify_with_jsonwebtoken(
+                assertion.expose_secret(),
+                cert_pem.as_bytes(),
+                &testkit.token_endpoint(TENANT),
+            );
+        }
+        let service = ConfidentialClient::builder(
+            Authority::entra_at(testkit.base_url(), TENANT).expect("authority"),
+            &client_id,
+        )
+        .certificate(Arc::new(signer))
+        .build()
+        .expect("client");
+        let token = service
+            .acquire_token_for_client(&[format!("{API}/.default")])
+            .await
+            .expect("a token with a remote-signed assertion");
+        assert!(!token.access_token().expose_secret().is_empty());
+    }
+    assert!(testkit.request_count(Endpoint::VaultSign) >= 5);
+    assert_eq!(
+        testkit.request_count(Endpoint::VaultSecrets),
+        0,
+        "the private key is never requested"
+    );
+}
+
+#[tokio::test]
+async fn access_policy_missing_names_and_rotation() {
+    let testkit = testkit().await;
+    testkit
+        .create_vault_certificate("svc", VaultKeyType::Rsa2048, false)
+        .expect("certificate");
+    // No access: the vault's 403 is a typed remote error.
+    let error = signer(&testkit, "svc").await.expect_err("no access");
+    assert_eq!(error.kind(), ErrorKind::Signer);
+    assert!(error.to_string().contains("ForbiddenByPolicy"), "{error}");
+    testkit.grant_vault_access(
+        VAULT_READER,
+        &[VaultPermission::GetCertificate, VaultPermission::GetKey],
+    );
+    let missing = signer(&testkit, "absent").await.expect_err("404");
+    assert!(
+        missing.to_string().contains("CertificateNotFound"),
+        "{missing}"
+    );
+    // Certificate and key read, but no sign permission: the signature fails remotely.
+    let signer_v1 = signer(&testkit, "svc").await.expect("signer");
+    let refused = signer_v1
+        .sign(Algorithm::Ps256, b"header.payload")
+        .await
+        .expect_err("no sign permission");
+    assert_eq!(refused.kind(), SignerErrorKind::Remote);
+    assert_eq!(
+        signer_v1
+            .sign(Algorithm::Es256, b"x")
+            .await
+            .expect_err("RSA key")
+            .kind(),
+        SignerErrorKind::UnsupportedAlgorithm
+    );
+    // Rotation: a new version is what a new signer picks up.
+    testkit
+        .create_vault_certificate("svc", VaultKeyType::Rsa2048, false)
+        .expect("rotate");
+    let signer_v2 = signer(&testkit, "svc").await.expect("signer");
+    assert_ne!(signer_v1.key_id(), signer_v2.key_id());
+    assert_ne!(
+        signer_v1.certificate().map(|c| c.x5t_s256().to_owned()),
+        signer_v2.certificate().map(|c| c.x5t_s256().to_owned())
+    );
+}
