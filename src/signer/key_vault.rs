@@ -28,14 +28,12 @@ pub const DEFAULT_KEY_VAULT_API_VERSION: &str = "7.4";
 /// the testkit's, excepted).
 pub struct KeyVaultSigner {
     key_id: String,
+    sign_url: Url,
     algorithms: Vec<Algorithm>,
     /// Signature length: the RSA modulus in bytes, or 64 for P-256.
     signature_len: usize,
     certificate: Certificate,
-    tokens: Arc<dyn TokenSource>,
-    http: Arc<dyn HttpClient>,
-    scope: String,
-    api_version: String,
+    vault: VaultClient,
 }
 
 impl fmt::Debug for KeyVaultSigner {
@@ -44,8 +42,87 @@ impl fmt::Debug for KeyVaultSigner {
             .field("key_id", &self.key_id)
             .field("algorithms", &self.algorithms)
             .field("x5t#S256", &self.certificate.x5t_s256())
-            .field("scope", &self.scope)
+            .field("scope", &self.vault.scope)
             .finish_non_exhaustive()
+    }
+}
+
+/// An authenticated conversation with one vault: the scope from its challenge, tokens from a
+/// [`TokenSource`], `api-version` on every URL.
+#[derive(Debug, Clone)]
+struct VaultClient {
+    vault: Url,
+    tokens: Arc<dyn TokenSource>,
+    http: Arc<dyn HttpClient>,
+    scope: String,
+    api_version: String,
+}
+
+impl VaultClient {
+    /// Probes `{vault}/{probe…}` without a token and keeps the challenge's scope.
+    async fn connect(
+        vault_url: &str,
+        tokens: Arc<dyn TokenSource>,
+        http: Option<Arc<dyn HttpClient>>,
+        api_version: String,
+        probe: &[&str],
+    ) -> Result<Self, Error> {
+        let vault = check_endpoint(vault_url.trim_end_matches('/'))?;
+        let http: Arc<dyn HttpClient> = match http {
+            Some(http) => http,
+            None => Arc::new(ReqwestClient::new()?),
+        };
+        let mut client = Self {
+            vault,
+            tokens,
+            http,
+            scope: String::new(),
+            api_version,
+        };
+        let probe_url = client.url(probe)?;
+        let response = send(client.http.as_ref(), "GET", &probe_url, None, None).await?;
+        client.scope = challenge_scope(&response, &client.vault)?;
+        Ok(client)
+    }
+
+    /// `{vault}/{segments…}?api-version=…`.
+    fn url(&self, segments: &[&str]) -> Result<Url, Error> {
+        let mut url = self.vault.clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::InvalidEndpoint("the vault URL cannot have a path".into()))?
+            .pop_if_empty()
+            .extend(segments.iter().filter(|s| !s.is_empty()));
+        Ok(self.versioned(url))
+    }
+
+    fn versioned(&self, mut url: Url) -> Url {
+        url.query_pairs_mut()
+            .append_pair("api-version", &self.api_version);
+        url
+    }
+
+    /// An id the vault returned (`kid`, `sid`), checked to be in this vault.
+    fn own_url(&self, id: &str) -> Result<Url, Error> {
+        let url = check_endpoint(id)?;
+        if url.host_str() != self.vault.host_str() || url.port() != self.vault.port() {
+            return Err(Error::InvalidResponse(
+                "the vault named an object in another vault".into(),
+            ));
+        }
+        Ok(url)
+    }
+
+    async fn call(&self, method: &str, url: &Url, body: Option<Vec<u8>>) -> Result<Value, Error> {
+        let token = self.tokens.get_token(&[self.scope.as_str()]).await?;
+        let response = send(
+            self.http.as_ref(),
+            method,
+            url,
+            Some(token.access_token().expose_secret()),
+            body,
+        )
+        .await?;
+        vault_json(&response)
     }
 }
 
@@ -106,51 +183,20 @@ impl KeyVaultSignerBuilder {
     /// Answers the vault's challenge, fetches the certificate and its key's public part, and
     /// checks they belong together.
     pub async fn build(self) -> Result<KeyVaultSigner, Error> {
-        let vault = check_endpoint(self.vault_url.trim_end_matches('/'))?;
-        let http: Arc<dyn HttpClient> = match self.http {
-            Some(http) => http,
-            None => Arc::new(ReqwestClient::new()?),
-        };
-        let mut certificate_url = vault.clone();
-        {
-            let mut path = certificate_url
-                .path_segments_mut()
-                .map_err(|()| Error::InvalidEndpoint("the vault URL cannot have a path".into()))?;
-            path.pop_if_empty()
-                .push("certificates")
-                .push(&self.certificate);
-            if let Some(version) = &self.version {
-                path.push(version);
-            }
-        }
-        let with_version = |url: &Url| -> Result<Url, Error> {
-            let mut url = url.clone();
-            url.query_pairs_mut()
-                .append_pair("api-version", &self.api_version);
-            Ok(url)
-        };
-        // The challenge: an unauthenticated probe names the scope (and the tenant).
-        let probe = send(
-            http.as_ref(),
-            "GET",
-            &with_version(&certificate_url)?,
-            None,
-            None,
+        let path = [
+            "certificates",
+            self.certificate.as_str(),
+            self.version.as_deref().unwrap_or_default(),
+        ];
+        let vault = VaultClient::connect(
+            &self.vault_url,
+            self.tokens,
+            self.http,
+            self.api_version,
+            &path,
         )
         .await?;
-        let scope = challenge_scope(&probe, &vault)?;
-        let token = self.tokens.get_token(&[scope.as_str()]).await?;
-        let bearer = token.access_token().expose_secret().to_owned();
-
-        let response = send(
-            http.as_ref(),
-            "GET",
-            &with_version(&certificate_url)?,
-            Some(&bearer),
-            None,
-        )
-        .await?;
-        let body = vault_json(&response)?;
+        let body = vault.call("GET", &vault.url(&path)?, None).await?;
         let cer = body
             .get("cer")
             .and_then(Value::as_str)
@@ -162,36 +208,89 @@ impl KeyVaultSignerBuilder {
             .and_then(Value::as_str)
             .ok_or_else(|| Error::InvalidResponse("the certificate has no `kid`".into()))?
             .to_owned();
-        let key_url = check_endpoint(&key_id)?;
-        if key_url.host_str() != vault.host_str() || key_url.port() != vault.port() {
-            return Err(Error::InvalidResponse(
-                "the certificate's key is in another vault".into(),
-            ));
-        }
-
-        let response = send(
-            http.as_ref(),
-            "GET",
-            &with_version(&key_url)?,
-            Some(&bearer),
-            None,
-        )
-        .await?;
-        let key = vault_json(&response)?;
+        let key_url = vault.versioned(vault.own_url(&key_id)?);
+        let key = vault.call("GET", &key_url, None).await?;
         let jwk = key
             .get("key")
             .ok_or_else(|| Error::InvalidResponse("the key response has no `key`".into()))?;
         let (algorithms, signature_len) = check_key(jwk, &certificate)?;
+        let sign_url = vault.versioned(vault.own_url(&format!("{key_id}/sign"))?);
         Ok(KeyVaultSigner {
             key_id,
+            sign_url,
             algorithms,
             signature_len,
             certificate,
-            tokens: self.tokens,
-            http,
-            scope,
-            api_version: self.api_version,
+            vault,
         })
+    }
+}
+
+/// A signer loaded from a Key Vault certificate's secret, and the version it came from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct KeyVaultCertificate {
+    /// A [`PemSigner`](crate::PemSigner) or [`Pkcs12Signer`](crate::Pkcs12Signer) with the
+    /// exported key.
+    pub signer: Arc<dyn Signer>,
+    /// The secret's version: compare with a later load to see a rotation.
+    pub version: String,
+}
+
+impl KeyVaultCertificate {
+    /// Loads the current version of certificate `name` from its secret (`GET /secrets/{name}`):
+    /// `application/x-pkcs12` (base64 PFX, empty or no password) or `application/x-pem-file`
+    /// (PKCS#8 key, then certificates). A certificate whose key is not exportable has no
+    /// private key in its secret: use [`KeyVaultSigner`] for it.
+    pub async fn load(
+        vault_url: &str,
+        name: &str,
+        tokens: Arc<dyn TokenSource>,
+        http: Option<Arc<dyn HttpClient>>,
+    ) -> Result<Self, Error> {
+        let path = ["secrets", name];
+        let vault = VaultClient::connect(
+            vault_url,
+            tokens,
+            http,
+            DEFAULT_KEY_VAULT_API_VERSION.to_owned(),
+            &path,
+        )
+        .await?;
+        let body = vault.call("GET", &vault.url(&path)?, None).await?;
+        let value = body
+            .get("value")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::InvalidResponse("the secret has no `value`".into()))?;
+        let version = body
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| id.rsplit('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        let signer: Arc<dyn Signer> = match body.get("contentType").and_then(Value::as_str) {
+            Some("application/x-pkcs12") => {
+                let der = STANDARD.decode(value.trim()).map_err(|_| {
+                    Error::Signer(SignerError::new(
+                        SignerErrorKind::Malformed,
+                        "the PKCS#12 secret is not base64",
+                    ))
+                })?;
+                Arc::new(super::Pkcs12Signer::from_pkcs12(&der, None)?)
+            }
+            Some("application/x-pem-file") => Arc::new(
+                super::PemSigner::builder()
+                    .certificate_pem(value.as_bytes())
+                    .build()?,
+            ),
+            _ => {
+                return Err(Error::Signer(SignerError::new(
+                    SignerErrorKind::Unsupported,
+                    "the secret is neither application/x-pkcs12 nor application/x-pem-file",
+                )));
+            }
+        };
+        Ok(Self { signer, version })
     }
 }
 
@@ -371,28 +470,14 @@ impl Signer for KeyVaultSigner {
         let digest = Sha256::digest(message);
         let body =
             serde_json::json!({"alg": alg.as_str(), "value": URL_SAFE_NO_PAD.encode(digest)});
-        let mut url = Url::parse(&format!("{}/sign", self.key_id))
-            .map_err(|e| remote(format!("bad key id: {e}")))?;
-        url.query_pairs_mut()
-            .append_pair("api-version", &self.api_version);
-        let token = self
-            .tokens
-            .get_token(&[self.scope.as_str()])
+        let answer = self
+            .vault
+            .call("POST", &self.sign_url, Some(body.to_string().into_bytes()))
             .await
-            .map_err(|e| remote(format!("no token for the vault: {e}")))?;
-        let response = send(
-            self.http.as_ref(),
-            "POST",
-            &url,
-            Some(token.access_token().expose_secret()),
-            Some(body.to_string().into_bytes()),
-        )
-        .await
-        .map_err(|e| remote(format!("the sign request failed: {e}")))?;
-        let answer = vault_json(&response).map_err(|e| match e {
-            Error::Signer(s) => s,
-            other => remote(other.to_string()),
-        })?;
+            .map_err(|e| match e {
+                Error::Signer(s) => s,
+                other => remote(format!("the sign request failed: {other}")),
+            })?;
         let signature = answer
             .get("value")
             .and_then(Value::as_str)

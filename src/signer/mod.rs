@@ -45,7 +45,9 @@ pub(crate) use self::backend::{PublicKey, fill_random};
 pub use self::certificate::Certificate;
 pub use self::error::{SignerError, SignerErrorKind};
 pub use self::key::SignerOptions;
-pub use self::key_vault::{DEFAULT_KEY_VAULT_API_VERSION, KeyVaultSigner, KeyVaultSignerBuilder};
+pub use self::key_vault::{
+    DEFAULT_KEY_VAULT_API_VERSION, KeyVaultCertificate, KeyVaultSigner, KeyVaultSignerBuilder,
+};
 pub use self::pem::{PemSigner, PemSignerBuilder};
 pub use self::pkcs12::Pkcs12Signer;
 

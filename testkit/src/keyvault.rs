@@ -81,6 +81,15 @@ pub(crate) struct Vault {
     /// Versions by key (or certificate) name, oldest first; the last is current.
     pub(crate) keys: HashMap<String, Vec<KeyVersion>>,
     pub(crate) access: HashMap<String, HashSet<VaultPermission>>,
+    /// Secrets set directly (value, content type), versions oldest first.
+    pub(crate) secrets: HashMap<String, Vec<StoredSecret>>,
+}
+
+pub(crate) struct StoredSecret {
+    version: String,
+    content_type: String,
+    value: String,
+    created: u64,
 }
 
 impl Vault {
@@ -155,6 +164,27 @@ impl Vault {
                 created: now,
             });
         Ok(version)
+    }
+
+    /// Sets a new version of secret `name`; returns the version.
+    pub(crate) fn put_secret(
+        &mut self,
+        name: &str,
+        content_type: &str,
+        value: &str,
+        now: u64,
+    ) -> String {
+        let version = uuid::Uuid::new_v4().simple().to_string();
+        self.secrets
+            .entry(name.to_owned())
+            .or_default()
+            .push(StoredSecret {
+                version: version.clone(),
+                content_type: content_type.to_owned(),
+                value: value.to_owned(),
+                created: now,
+            });
+        version
     }
 
     pub(crate) fn grant(&mut self, client_id: &str, permissions: &[VaultPermission]) {
@@ -556,6 +586,22 @@ fn secret_response(
         return response;
     }
     let vault = shared.vault.read().unwrap_or_else(|p| p.into_inner());
+    let base = &vault.base_url;
+    if let Some(versions) = vault.secrets.get(name) {
+        let stored = match version {
+            None | Some("") => versions.last(),
+            Some(v) => versions.iter().find(|s| s.version == v),
+        };
+        return match stored {
+            Some(secret) => json_ok(json!({
+                "value": secret.value,
+                "contentType": secret.content_type,
+                "id": key_id(base, "secrets", name, &secret.version),
+                "attributes": {"enabled": true, "created": secret.created, "updated": secret.created},
+            })),
+            None => not_found("secrets", name),
+        };
+    }
     let Some((key, certificate)) = vault
         .version(name, version)
         .and_then(|k| k.certificate.as_ref().map(|c| (k, c)))
@@ -567,7 +613,6 @@ fn secret_response(
     } else {
         format!("{}{}", certificate.key_pem, certificate.pem)
     };
-    let base = &vault.base_url;
     json_ok(json!({
         "value": value,
         "contentType": "application/x-pem-file",

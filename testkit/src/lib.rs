@@ -399,6 +399,17 @@ impl Testkit {
             .ok_or_else(|| TestkitError::Keys("certificate not stored".into()))
     }
 
+    /// Sets a new version of secret `name` with `content_type` (e.g. a base64 PFX as
+    /// `application/x-pkcs12`); returns the version.
+    pub fn put_vault_secret(&self, name: &str, content_type: &str, value: &str) -> String {
+        let now = self.shared.now_unix();
+        self.shared
+            .vault
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .put_secret(name, content_type, value, now)
+    }
+
     /// Lets the app `client_id` (the token's `appid`/`azp`) do `permissions` in the vault.
     pub fn grant_vault_access(&self, client_id: &str, permissions: &[VaultPermission]) {
         self.shared

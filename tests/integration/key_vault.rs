@@ -168,3 +168,71 @@ async fn access_policy_missing_names_and_rotation() {
         signer_v2.certificate().map(|c| c.x5t_s256().to_owned())
     );
 }
+
+#[tokio::test]
+async fn certificate_secrets_load_as_local_signers() {
+    use base64::Engine as _;
+    use confidant::KeyVaultCertificate;
+
+    let testkit = testkit().await;
+    testkit.grant_vault_access(VAULT_READER, &[VaultPermission::GetSecret]);
+    let vault = testkit.key_vault_url().expect("vault");
+    // PEM: an exportable certificate's secret (key, then certificate).
+    let cert_pem = testkit
+        .create_vault_certificate("exportable", VaultKeyType::EcP256, false)
+        .expect("certificate");
+    let loaded = KeyVaultCertificate::load(&vault, "exportable", vault_identity(&testkit), None)
+        .await
+        .expect("PEM secret");
+    assert_eq!(loaded.signer.algorithms(), &[Algorithm::Es256]);
+    let pem_x5t = loaded.signer.certificate().map(|c| c.x5t_s256().to_owned());
+    let expected = confidant::Certificate::from_pem(cert_pem.as_bytes()).expect("certificate");
+    assert_eq!(pem_x5t.as_deref(), Some(expected.x5t_s256()));
+
+    // PKCS#12 with an empty password, as Key Vault exports it.
+    let pfx = crate::support::fixture("rsa2048.empty-password.pfx");
+    let first = testkit.put_vault_secret(
+        "imported",
+        "application/x-pkcs12",
+        &base64::engine::general_purpose::STANDARD.encode(&pfx),
+    );
+    let loaded = KeyVaultCertificate::load(&vault, "imported", vault_identity(&testkit), None)
+        .await
+        .expect("PFX secret");
+    assert_eq!(loaded.version, first);
+    assert_eq!(
+        loaded.signer.algorithms(),
+        &[Algorithm::Ps256, Algorithm::Rs256]
+    );
+    // A rotation is a new version.
+    let second = testkit.put_vault_secret(
+        "imported",
+        "application/x-pkcs12",
+        &base64::engine::general_purpose::STANDARD.encode(&pfx),
+    );
+    let reloaded = KeyVaultCertificate::load(&vault, "imported", vault_identity(&testkit), None)
+        .await
+        .expect("PFX secret");
+    assert_eq!(reloaded.version, second);
+
+    // Bad secrets are typed errors.
+    testkit.put_vault_secret("garbage", "application/x-pkcs12", "not base64!");
+    let error = KeyVaultCertificate::load(&vault, "garbage", vault_identity(&testkit), None)
+        .await
+        .expect_err("garbage");
+    assert_eq!(error.kind(), ErrorKind::Signer);
+    testkit.put_vault_secret("text", "text/plain", "hello");
+    assert!(
+        KeyVaultCertificate::load(&vault, "text", vault_identity(&testkit), None)
+            .await
+            .is_err()
+    );
+    // A non-exportable key's secret holds no private key.
+    testkit
+        .create_vault_certificate("hsm-only", VaultKeyType::Rsa2048, true)
+        .expect("certificate");
+    let error = KeyVaultCertificate::load(&vault, "hsm-only", vault_identity(&testkit), None)
+        .await
+        .expect_err("no key");
+    assert_eq!(error.kind(), ErrorKind::Signer, "{error}");
+}
