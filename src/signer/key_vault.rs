@@ -319,6 +319,12 @@ fn check_key(jwk: &Value, certificate: &Certificate) -> Result<(Vec<Algorithm>, 
             if rsa.modulus.as_bytes() != n.as_slice().get(n.len() - strip(&n)..).unwrap_or(&[]) {
                 return Err(mismatch());
             }
+            if rsa.modulus.as_bytes().len() < 256 {
+                return Err(Error::Signer(SignerError::new(
+                    SignerErrorKind::WeakKey,
+                    "the vault key is an RSA key under 2048 bits",
+                )));
+            }
             Ok((
                 vec![Algorithm::Ps256, Algorithm::Rs256],
                 rsa.modulus.as_bytes().len(),
@@ -491,5 +497,75 @@ impl Signer for KeyVaultSigner {
             )));
         }
         Ok(Signature::new(signature))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(value: &str) -> http::Response<Vec<u8>> {
+        http::Response::builder()
+            .status(401)
+            .header(http::header::WWW_AUTHENTICATE, value)
+            .body(Vec::new())
+            .expect("response")
+    }
+
+    fn vault(url: &str) -> Url {
+        Url::parse(url).expect("url")
+    }
+
+    #[test]
+    fn scope_from_the_challenge() {
+        let prod = vault("https://contoso.vault.azure.net");
+        let scope = |header: &str, url: &Url| challenge_scope(&challenge(header), url).ok();
+        assert_eq!(
+            scope(
+                r#"Bearer authorization="https://login.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47", resource="https://vault.azure.net""#,
+                &prod
+            )
+            .as_deref(),
+            Some("https://vault.azure.net/.default")
+        );
+        assert_eq!(
+            scope(
+                r#"Bearer authorization_uri="https://login.microsoftonline.com/t", scope="https://vault.azure.net/.default""#,
+                &prod
+            )
+            .as_deref(),
+            Some("https://vault.azure.net/.default")
+        );
+        // A resource the vault host does not belong to: no token is sent.
+        assert_eq!(
+            scope(
+                r#"Bearer authorization="https://login.microsoftonline.com/t", resource="https://evil.example""#,
+                &prod
+            ),
+            None
+        );
+        assert_eq!(
+            scope(
+                r#"Bearer resource="https://azure.net""#,
+                &vault("https://contoso.notazure.net")
+            ),
+            None,
+            "a suffix must be a whole DNS label"
+        );
+        // Loopback vaults (the testkit) are exempt.
+        assert!(
+            scope(
+                r#"Bearer resource="https://vault.azure.net""#,
+                &vault("http://127.0.0.1:9000")
+            )
+            .is_some()
+        );
+        // Not a challenge.
+        let ok = http::Response::builder()
+            .status(200)
+            .body(Vec::new())
+            .expect("response");
+        assert!(challenge_scope(&ok, &prod).is_err());
+        assert!(challenge_scope(&challenge("Basic realm=x"), &prod).is_err());
     }
 }
