@@ -215,15 +215,15 @@ impl Vault {
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/keys/{name}", get(get_key_current))
-        .route("/keys/{name}/", get(get_key_current))
+        .route("/keys/{name}", get(get_key))
+        .route("/keys/{name}/", get(get_key))
         .route("/keys/{name}/{version}", get(get_key))
         .route("/keys/{name}/{version}/sign", post(sign))
-        .route("/certificates/{name}", get(get_certificate_current))
-        .route("/certificates/{name}/", get(get_certificate_current))
+        .route("/certificates/{name}", get(get_certificate))
+        .route("/certificates/{name}/", get(get_certificate))
         .route("/certificates/{name}/{version}", get(get_certificate))
-        .route("/secrets/{name}", get(get_secret_current))
-        .route("/secrets/{name}/", get(get_secret_current))
+        .route("/secrets/{name}", get(get_secret))
+        .route("/secrets/{name}/", get(get_secret))
         .route("/secrets/{name}/{version}", get(get_secret))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
@@ -402,22 +402,16 @@ fn key_body(vault: &Vault, name: &str, key: &KeyVersion) -> Value {
     body
 }
 
-async fn get_key_current(
-    state: State<Arc<Shared>>,
-    Path(name): Path<String>,
-    query: RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    key_response(&state, &name, None, query.0.as_deref(), &headers)
-}
-
+/// `GET /keys/{name}[/{version}]`.
 async fn get_key(
     state: State<Arc<Shared>>,
-    Path((name, version)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     query: RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    key_response(&state, &name, Some(&version), query.0.as_deref(), &headers)
+    let name = params.get("name").map(String::as_str).unwrap_or_default();
+    let version = params.get("version").map(String::as_str);
+    key_response(&state, name, version, query.0.as_deref(), &headers)
 }
 
 fn key_response(
@@ -509,22 +503,16 @@ async fn sign(
     }
 }
 
-async fn get_certificate_current(
-    state: State<Arc<Shared>>,
-    Path(name): Path<String>,
-    query: RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    certificate_response(&state, &name, None, query.0.as_deref(), &headers)
-}
-
+/// `GET /certificates/{name}[/{version}]`.
 async fn get_certificate(
     state: State<Arc<Shared>>,
-    Path((name, version)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     query: RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    certificate_response(&state, &name, Some(&version), query.0.as_deref(), &headers)
+    let name = params.get("name").map(String::as_str).unwrap_or_default();
+    let version = params.get("version").map(String::as_str);
+    certificate_response(&state, name, version, query.0.as_deref(), &headers)
 }
 
 fn certificate_response(
@@ -556,25 +544,18 @@ fn certificate_response(
     }))
 }
 
-async fn get_secret_current(
-    state: State<Arc<Shared>>,
-    Path(name): Path<String>,
-    query: RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    secret_response(&state, &name, None, query.0.as_deref(), &headers)
-}
-
+/// `GET /secrets/{name}[/{version}]`.
 async fn get_secret(
     state: State<Arc<Shared>>,
-    Path((name, version)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     query: RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    secret_response(&state, &name, Some(&version), query.0.as_deref(), &headers)
+    let name = params.get("name").map(String::as_str).unwrap_or_default();
+    let version = params.get("version").map(String::as_str);
+    secret_response(&state, name, version, query.0.as_deref(), &headers)
 }
 
-/// A certificate's secret as PEM: the PKCS#8 key (exportable keys only), then the certificate.
 fn secret_response(
     shared: &Shared,
     name: &str,

@@ -176,30 +176,14 @@ impl TestkitBuilder {
             Some(listener) => {
                 let (stop, stopped) = oneshot::channel::<()>();
                 let router = keyvault::router(Arc::clone(&shared));
-                let server = tokio::spawn(async move {
-                    let result = axum::serve(listener, router)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                    if let Err(e) = result {
-                        tracing::error!(error = %e, "testkit Key Vault stopped");
-                    }
-                });
-                (Some(stop), Some(server))
+                (
+                    Some(stop),
+                    Some(serve(listener, router, stopped, "Key Vault")),
+                )
             }
             None => (None, None),
         };
-        let server = tokio::spawn(async move {
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "testkit server stopped");
-            }
-        });
+        let server = serve(listener, router, stopped, "Entra ID");
         Ok(Testkit {
             shared,
             stop: Some(stop),
@@ -208,6 +192,25 @@ impl TestkitBuilder {
             vault_server,
         })
     }
+}
+
+/// Serves `router` on `listener` until `stopped` fires.
+fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    stopped: oneshot::Receiver<()>,
+    what: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, server = what, "testkit server stopped");
+        }
+    })
 }
 
 /// A running emulator. Dropping it stops the server.
