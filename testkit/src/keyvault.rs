@@ -357,6 +357,14 @@ fn verify_token(shared: &Shared, token: &str) -> Result<Value, String> {
     Ok(data.claims)
 }
 
+/// `name` and, when the path has one, `version`.
+fn object_path(params: &HashMap<String, String>) -> (&str, Option<&str>) {
+    (
+        params.get("name").map(String::as_str).unwrap_or_default(),
+        params.get("version").map(String::as_str),
+    )
+}
+
 fn key_id(base: &str, kind: &str, name: &str, version: &str) -> String {
     format!("{base}/{kind}/{name}/{version}")
 }
@@ -402,25 +410,15 @@ fn key_body(vault: &Vault, name: &str, key: &KeyVersion) -> Value {
     body
 }
 
-/// `GET /keys/{name}[/{version}]`.
+/// `GET /keys/{name}[/{version}]`, versionless meaning the current version.
 async fn get_key(
-    state: State<Arc<Shared>>,
+    State(shared): State<Arc<Shared>>,
     Path(params): Path<HashMap<String, String>>,
-    query: RawQuery,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let name = params.get("name").map(String::as_str).unwrap_or_default();
-    let version = params.get("version").map(String::as_str);
-    key_response(&state, name, version, query.0.as_deref(), &headers)
-}
-
-fn key_response(
-    shared: &Shared,
-    name: &str,
-    version: Option<&str>,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Response {
+    let (name, version) = object_path(&params);
+    let (shared, query, headers) = (&*shared, query.as_deref(), &headers);
     if let Err(response) = authorize(shared, headers, query, VaultPermission::GetKey) {
         return response;
     }
@@ -503,25 +501,15 @@ async fn sign(
     }
 }
 
-/// `GET /certificates/{name}[/{version}]`.
+/// `GET /certificates/{name}[/{version}]`, versionless meaning the current version.
 async fn get_certificate(
-    state: State<Arc<Shared>>,
+    State(shared): State<Arc<Shared>>,
     Path(params): Path<HashMap<String, String>>,
-    query: RawQuery,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let name = params.get("name").map(String::as_str).unwrap_or_default();
-    let version = params.get("version").map(String::as_str);
-    certificate_response(&state, name, version, query.0.as_deref(), &headers)
-}
-
-fn certificate_response(
-    shared: &Shared,
-    name: &str,
-    version: Option<&str>,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Response {
+    let (name, version) = object_path(&params);
+    let (shared, query, headers) = (&*shared, query.as_deref(), &headers);
     if let Err(response) = authorize(shared, headers, query, VaultPermission::GetCertificate) {
         return response;
     }
@@ -544,25 +532,15 @@ fn certificate_response(
     }))
 }
 
-/// `GET /secrets/{name}[/{version}]`.
+/// `GET /secrets/{name}[/{version}]`, versionless meaning the current version.
 async fn get_secret(
-    state: State<Arc<Shared>>,
+    State(shared): State<Arc<Shared>>,
     Path(params): Path<HashMap<String, String>>,
-    query: RawQuery,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let name = params.get("name").map(String::as_str).unwrap_or_default();
-    let version = params.get("version").map(String::as_str);
-    secret_response(&state, name, version, query.0.as_deref(), &headers)
-}
-
-fn secret_response(
-    shared: &Shared,
-    name: &str,
-    version: Option<&str>,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Response {
+    let (name, version) = object_path(&params);
+    let (shared, query, headers) = (&*shared, query.as_deref(), &headers);
     if let Err(response) = authorize(shared, headers, query, VaultPermission::GetSecret) {
         return response;
     }
