@@ -36,6 +36,9 @@ pub use crate::assertion::{
 pub use crate::authority::Authority;
 pub use crate::cache::{CacheOptions, TokenCache};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::credential::{
+    ManagedIdentity, ManagedIdentityBuilder, ManagedIdentityId, ManagedIdentitySource,
+};
 pub use crate::error::{Error, ErrorKind};
 #[doc(hidden)]
 pub use crate::flows::bench_support as __bench_support;

@@ -86,6 +86,14 @@ struct Body {
     claims: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct HostBody {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "correlationId")]
+    correlation_id: Option<String>,
+}
+
 /// Longest `Retry-After` honoured (MSAL caps it the same way).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
@@ -109,13 +117,21 @@ impl ServerError {
                 retry_after,
             },
             None => {
+                // Managed-identity hosts (App Service) answer `{"statusCode", "message",
+                // "correlationId"}`: keep the message and the id.
+                let host: Option<HostBody> = serde_json::from_slice(body).ok();
                 let error = if status >= 500 {
                     "server_error".to_owned()
                 } else {
                     format!("http_{status}")
                 };
+                let (description, correlation_id) = host
+                    .map(|h| (h.message, h.correlation_id))
+                    .unwrap_or_default();
                 Self {
                     retry_after,
+                    description,
+                    correlation_id,
                     ..Self::bare(status, error)
                 }
             }

@@ -7,11 +7,18 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use std::future::Future;
+
+use crate::error::Error;
 use crate::secret::AccessToken;
 
 pub(crate) mod single_flight;
 
 pub(crate) use self::single_flight::SingleFlight;
+use self::single_flight::{FlightResult, Joined};
+
+/// The least time between two proactive refreshes of one token.
+const REFRESH_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Tokens are not handed out when less than this remains (MSAL's buffer).
 pub const EXPIRY_BUFFER: Duration = Duration::from_secs(300);
@@ -178,6 +185,9 @@ pub struct TokenCache {
     per_shard: usize,
     hasher: std::collections::hash_map::RandomState,
     pub(crate) flights: SingleFlight,
+    /// When each key's last proactive refresh started, so a failing refresh is not retried on
+    /// every hit.
+    refresh_started: Mutex<HashMap<CacheKey, SystemTime>>,
     evictions: Mutex<u64>,
 }
 
@@ -205,6 +215,7 @@ impl TokenCache {
             per_shard,
             hasher: std::collections::hash_map::RandomState::new(),
             flights: SingleFlight::default(),
+            refresh_started: Mutex::new(HashMap::new()),
             evictions: Mutex::new(0),
         }
     }
@@ -247,6 +258,65 @@ impl TokenCache {
         if evicted > 0 {
             *self.evictions.lock().unwrap_or_else(|p| p.into_inner()) += evicted;
             tracing::debug!(evicted, "token cache evicted entries");
+        }
+    }
+
+    /// The token for `key`: from the cache while usable at `now` (starting a background
+    /// refresh when one is due), else from one `fetch` shared by every caller that misses at
+    /// once. `fetch` must file its token before it returns. The flag says "from the cache".
+    pub(crate) async fn get_or_fetch<F, Fut>(
+        &self,
+        key: &CacheKey,
+        now: SystemTime,
+        fetch: F,
+    ) -> Result<(Arc<CachedToken>, bool), Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = FlightResult> + Send + 'static,
+    {
+        if let Some(token) = self.get(key).filter(|t| t.is_usable(now)) {
+            if token.needs_refresh(now) {
+                self.refresh_in_background(key, now, &fetch);
+            }
+            tracing::trace!(cache_hit = true, "token from cache");
+            return Ok((token, true));
+        }
+        let joined =
+            self.flights
+                .join(key, || self.get(key).filter(|t| t.is_usable(now)), &fetch)?;
+        match joined {
+            Joined::Cached(token) => Ok((token, true)),
+            Joined::Waiting(rx) => Ok((SingleFlight::wait(rx).await?, false)),
+        }
+    }
+
+    /// Starts `fetch` for `key` unless one is in flight or one started less than a minute ago
+    /// (a refresh that failed is not retried on every hit); callers keep the valid token.
+    fn refresh_in_background<F, Fut>(&self, key: &CacheKey, now: SystemTime, fetch: &F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = FlightResult> + Send + 'static,
+    {
+        if self.flights.is_in_flight(key) {
+            return;
+        }
+        {
+            let mut started = self
+                .refresh_started
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if started
+                .get(key)
+                .is_some_and(|at| now < *at + REFRESH_RETRY_INTERVAL)
+            {
+                return;
+            }
+            started.retain(|_, at| now < *at + REFRESH_RETRY_INTERVAL);
+            started.insert(key.clone(), now);
+        }
+        match self.flights.join(key, || None, fetch) {
+            Err(e) => tracing::warn!(error = %e, "could not start a proactive token refresh"),
+            Ok(_) => tracing::debug!("proactive token refresh started"),
         }
     }
 

@@ -1,4 +1,5 @@
-//! What proves the client: a secret, a certificate (any [`Signer`]), or an assertion you supply.
+//! What proves the client: a secret, a certificate (any [`Signer`]), an assertion you supply, a
+//! federated token file; and the host's managed identity.
 
 use std::fmt;
 use std::future::Future;
@@ -9,6 +10,12 @@ use crate::assertion::ClientAssertionBuilder;
 use crate::error::Error;
 use crate::secret::ClientSecret;
 use crate::signer::Signer;
+
+mod managed_identity;
+
+pub use self::managed_identity::{
+    ManagedIdentity, ManagedIdentityBuilder, ManagedIdentityId, ManagedIdentitySource, RetryPolicy,
+};
 
 /// What an assertion provider is told about the request it signs for.
 #[derive(Debug, Clone)]

@@ -1,15 +1,11 @@
 //! The client-credentials grant: app tokens, cached, one request per key.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use super::{AuthenticationResult, ConfidentialClient, Inner, TokenOrigin, token_request};
-use crate::cache::single_flight::{FlightResult, Joined};
-use crate::cache::{CacheKey, CachedToken, SingleFlight};
+use crate::cache::single_flight::FlightResult;
+use crate::cache::{CacheKey, CachedToken};
 use crate::error::Error;
-
-/// The least time between two proactive refreshes of one token.
-const REFRESH_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A client-credentials request beyond the scopes: force a refresh, or send a claims
 /// challenge (both bypass the cache).
@@ -87,68 +83,20 @@ impl ConfidentialClient {
         }
 
         let now = inner.clock.now();
-        if let Some(token) = inner.cache.get(&key).filter(|t| t.is_usable(now)) {
-            if token.needs_refresh(now) {
-                self.refresh_in_background(&key, owned, now);
-            }
-            tracing::trace!(cache_hit = true, "app token from cache");
-            return Ok(AuthenticationResult {
-                token,
-                source: TokenOrigin::Cache,
-            });
-        }
-
-        let joined = inner.cache.flights.join(
-            &key,
-            || inner.cache.get(&key).filter(|t| t.is_usable(now)),
-            || fetch(Arc::clone(inner), key.clone(), owned, None),
-        )?;
-        match joined {
-            Joined::Cached(token) => Ok(AuthenticationResult {
-                token,
-                source: TokenOrigin::Cache,
-            }),
-            Joined::Waiting(rx) => {
-                let token = SingleFlight::wait(rx).await?;
-                Ok(AuthenticationResult {
-                    token,
-                    source: TokenOrigin::IdentityProvider,
-                })
-            }
-        }
-    }
-
-    /// Starts a refresh for `key` unless one is in flight or one started less than a minute ago
-    /// (a refresh that failed is not retried on every hit); callers keep the valid token.
-    fn refresh_in_background(&self, key: &CacheKey, scopes: Vec<String>, now: SystemTime) {
-        let inner = &self.inner;
-        if inner.cache.flights.is_in_flight(key) {
-            return;
-        }
-        {
-            let mut started = inner
-                .refresh_started
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if started
-                .get(key)
-                .is_some_and(|at| now < *at + REFRESH_RETRY_INTERVAL)
-            {
-                return;
-            }
-            started.retain(|_, at| now < *at + REFRESH_RETRY_INTERVAL);
-            started.insert(key.clone(), now);
-        }
-        let started = inner.cache.flights.join(
-            key,
-            || None,
-            || fetch(Arc::clone(inner), key.clone(), scopes, None),
-        );
-        if let Err(e) = started {
-            tracing::warn!(error = %e, "could not start a proactive token refresh");
-        } else {
-            tracing::debug!("proactive refresh of an app token started");
-        }
+        let (token, cached) = inner
+            .cache
+            .get_or_fetch(&key, now, || {
+                fetch(Arc::clone(inner), key.clone(), owned.clone(), None)
+            })
+            .await?;
+        Ok(AuthenticationResult {
+            token,
+            source: if cached {
+                TokenOrigin::Cache
+            } else {
+                TokenOrigin::IdentityProvider
+            },
+        })
     }
 }
 

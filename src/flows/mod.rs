@@ -22,6 +22,7 @@ mod token_request;
 pub use self::client_credentials::ClientCredentialsRequest;
 #[doc(hidden)]
 pub use self::client_credentials::bench_support;
+pub(crate) use self::token_request::retry_after;
 
 /// Where a token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,6 +47,10 @@ impl AuthenticationResult {
             token: Arc::new(token),
             source,
         }
+    }
+
+    pub(crate) fn from_shared(token: Arc<CachedToken>, source: TokenOrigin) -> Self {
+        Self { token, source }
     }
 
     /// The access token, for an `Authorization: Bearer` header.
@@ -109,9 +114,6 @@ pub(crate) struct Inner {
     pub(crate) app_partition: Arc<str>,
     /// Requests throttled by `Retry-After`, until when.
     pub(crate) throttled: Mutex<HashMap<CacheKey, SystemTime>>,
-    /// When each key's last proactive refresh started, so a failing refresh is not retried on
-    /// every cache hit.
-    pub(crate) refresh_started: Mutex<HashMap<CacheKey, SystemTime>>,
 }
 
 /// The builder before a credential is chosen.
@@ -290,7 +292,6 @@ impl ClientBuilder<WithCredential> {
                 retry_delay: self.retry_delay,
                 app_partition,
                 throttled: Mutex::new(HashMap::new()),
-                refresh_started: Mutex::new(HashMap::new()),
             }),
         })
     }

@@ -133,7 +133,7 @@ fn build_request(
 }
 
 /// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()

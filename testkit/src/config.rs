@@ -20,6 +20,10 @@ pub struct Config {
     pub token_lifetime_secs: u64,
     /// CA certificates (PEM) that anchor subject-name + issuer (`x5c`) registrations.
     pub certificate_authorities: Vec<String>,
+    /// Managed identities served by the IMDS and App Service endpoints.
+    pub managed_identities: Vec<ManagedIdentityConfig>,
+    /// Lifetime of managed-identity tokens in seconds (about 24 hours, as in Azure).
+    pub managed_identity_token_lifetime_secs: u64,
 }
 
 impl Default for Config {
@@ -29,6 +33,8 @@ impl Default for Config {
             apps: Vec::new(),
             token_lifetime_secs: 3599,
             certificate_authorities: Vec::new(),
+            managed_identities: Vec::new(),
+            managed_identity_token_lifetime_secs: 86_399,
         }
     }
 }
@@ -54,6 +60,12 @@ impl Config {
     /// Sets the access-token lifetime.
     pub fn token_lifetime_secs(mut self, secs: u64) -> Self {
         self.token_lifetime_secs = secs;
+        self
+    }
+
+    /// Adds a managed identity.
+    pub fn managed_identity(mut self, identity: ManagedIdentityConfig) -> Self {
+        self.managed_identities.push(identity);
         self
     }
 
@@ -300,4 +312,53 @@ impl FederatedCredential {
 
 fn default_federated_audiences() -> Vec<String> {
     vec!["api://AzureADTokenExchange".to_owned()]
+}
+
+/// A managed identity: the system-assigned identity of the emulated host (no `name`), or a
+/// user-assigned identity. Ids left out are derived from the tenant and the name, stably.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ManagedIdentityConfig {
+    /// The identity's tenant (id or domain).
+    pub tenant: String,
+    /// A user-assigned identity's resource name; absent for the system-assigned identity.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The client (application) id: the tokens' `appid`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The object (principal) id: the tokens' `oid`.
+    #[serde(default)]
+    pub object_id: Option<String>,
+    /// The ARM resource id: the tokens' `xms_mirid`.
+    #[serde(default)]
+    pub resource_id: Option<String>,
+}
+
+impl ManagedIdentityConfig {
+    /// The host's system-assigned identity in `tenant`.
+    pub fn system_assigned(tenant: impl Into<String>) -> Self {
+        Self {
+            tenant: tenant.into(),
+            name: None,
+            client_id: None,
+            object_id: None,
+            resource_id: None,
+        }
+    }
+
+    /// A user-assigned identity called `name` in `tenant`.
+    pub fn user_assigned(tenant: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            ..Self::system_assigned(tenant)
+        }
+    }
+
+    /// Sets the client id instead of deriving it.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
 }

@@ -41,6 +41,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(discovery_b2c),
         )
         .route("/{tenant}/{policy}/discovery/v2.0/keys", get(jwks_b2c))
+        .route(
+            crate::managed_identity::IMDS_PATH,
+            get(crate::managed_identity::imds),
+        )
+        .route(
+            crate::managed_identity::APP_SERVICE_PATH,
+            get(crate::managed_identity::app_service),
+        )
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             crate::faults::middleware,
@@ -490,20 +498,14 @@ fn issue_app_token(
         .unwrap_or_else(|p| p.into_inner())
         .token_lifetime_secs;
     let now = shared.now_unix();
-    let (audience, version, roles) = match resource {
+    let (audience, version) = audience(resource_name, resource);
+    let roles: Vec<String> = match resource {
         Resource::App(api) => {
-            let version = api.config.access_token_version.unwrap_or(2);
-            let audience = if version == 2 {
-                api.config.client_id.clone()
-            } else {
-                resource_name.to_owned()
-            };
             let names = [
                 api.config.client_id.clone(),
                 format!("api://{}", api.config.client_id),
             ];
-            let granted: Vec<String> = app
-                .config
+            app.config
                 .granted_roles
                 .iter()
                 .filter(|(r, _)| {
@@ -514,18 +516,14 @@ fn issue_app_token(
                 })
                 .flat_map(|(_, roles)| roles.iter().cloned())
                 .filter(|r| api.config.app_roles.contains(r))
-                .collect();
-            (audience, version, granted)
+                .collect()
         }
-        Resource::FirstParty(uri) => {
-            let granted = app
-                .config
-                .granted_roles
-                .get(uri.as_str())
-                .cloned()
-                .unwrap_or_default();
-            (uri.clone(), 1, granted)
-        }
+        Resource::FirstParty(uri) => app
+            .config
+            .granted_roles
+            .get(uri.as_str())
+            .cloned()
+            .unwrap_or_default(),
     };
     let oid = derived_guid(&["service-principal", &app.config.client_id, tid]);
     let base = &shared.base_url;
@@ -565,6 +563,22 @@ fn issue_app_token(
         body["refresh_in"] = json!(lifetime / 2);
     }
     Ok(body)
+}
+
+/// The `aud` and token version a resource gets: its client id in v2 tokens, the name it was
+/// asked by in v1 tokens; Microsoft's own resources get v1.
+pub(crate) fn audience(resource_name: &str, resource: &Resource) -> (String, u8) {
+    match resource {
+        Resource::App(api) => {
+            let version = api.config.access_token_version.unwrap_or(2);
+            if version == 2 {
+                (api.config.client_id.clone(), 2)
+            } else {
+                (resource_name.to_owned(), version)
+            }
+        }
+        Resource::FirstParty(uri) => (uri.clone(), 1),
+    }
 }
 
 /// Signs claims with the current key, with Entra's header (`kid` = `x5t`).

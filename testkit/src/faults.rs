@@ -31,13 +31,21 @@ pub enum Endpoint {
     VaultCertificates,
     /// Key Vault `GET /secrets/...`.
     VaultSecrets,
+    /// The IMDS managed-identity endpoint.
+    Imds,
+    /// The App Service managed-identity endpoint.
+    AppService,
     /// Anything else.
     Other,
 }
 
 impl Endpoint {
     pub(crate) fn of_path(path: &str) -> Self {
-        if path.starts_with("/keys/") {
+        if path == crate::managed_identity::IMDS_PATH {
+            Endpoint::Imds
+        } else if path == crate::managed_identity::APP_SERVICE_PATH {
+            Endpoint::AppService
+        } else if path.starts_with("/keys/") {
             if path.ends_with("/sign") {
                 Endpoint::VaultSign
             } else {

@@ -41,14 +41,17 @@ mod errors;
 mod faults;
 mod keys;
 mod keyvault;
+mod managed_identity;
 mod registry;
 
 pub use crate::config::{
-    AppConfig, Config, FederatedCredential, SecretConfig, TenantConfig, TrustedSubject,
+    AppConfig, Config, FederatedCredential, ManagedIdentityConfig, SecretConfig, TenantConfig,
+    TrustedSubject,
 };
 pub use crate::faults::{Endpoint, Fault, RecordedRequest};
 pub use crate::keys::{TestCa, TestCertificate};
 pub use crate::keyvault::{VaultKeyType, VaultPermission};
+pub use crate::managed_identity::ManagedIdentityInfo;
 
 /// What can fail when starting or configuring the testkit.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) faults: Mutex<faults::Faults>,
     pub(crate) replay: Mutex<assertion::ReplayCache>,
     pub(crate) vault: RwLock<keyvault::Vault>,
+    /// The App Service host's `IDENTITY_HEADER` secret.
+    pub(crate) identity_header: String,
     clock: RwLock<ClockFn>,
 }
 
@@ -168,6 +173,7 @@ impl TestkitBuilder {
             faults: Mutex::new(faults::Faults::default()),
             replay: Mutex::new(assertion::ReplayCache::default()),
             vault: RwLock::new(vault),
+            identity_header: uuid::Uuid::new_v4().simple().to_string(),
             clock: RwLock::new(self.clock.unwrap_or_else(|| Arc::new(SystemTime::now))),
         });
         let router = entra::router(Arc::clone(&shared));
@@ -411,6 +417,39 @@ impl Testkit {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .put_secret(name, content_type, value, now)
+    }
+
+    /// The IMDS token endpoint (`{base}/metadata/identity/oauth2/token`); its origin is what
+    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` would name.
+    pub fn imds_endpoint(&self) -> String {
+        format!("{}{}", self.shared.base_url, managed_identity::IMDS_PATH)
+    }
+
+    /// The App Service identity endpoint (`IDENTITY_ENDPOINT`).
+    pub fn app_service_endpoint(&self) -> String {
+        format!(
+            "{}{}",
+            self.shared.base_url,
+            managed_identity::APP_SERVICE_PATH
+        )
+    }
+
+    /// The App Service host's secret (`IDENTITY_HEADER`), required as `X-IDENTITY-HEADER`.
+    pub fn app_service_identity_header(&self) -> &str {
+        &self.shared.identity_header
+    }
+
+    /// A configured managed identity: `None` for the system-assigned one, else the
+    /// user-assigned identity's name.
+    pub fn managed_identity(&self, name: Option<&str>) -> Option<ManagedIdentityInfo> {
+        self.shared
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .identities
+            .iter()
+            .find(|identity| identity.name.as_deref() == name)
+            .cloned()
     }
 
     /// Lets the app `client_id` (the token's `appid`/`azp`) do `permissions` in the vault.

@@ -60,7 +60,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ready = serde_json::json!({ "ready": true, "base_url": testkit.base_url() });
+    let ready = serde_json::json!({
+        "ready": true,
+        "base_url": testkit.base_url(),
+        "imds_endpoint": testkit.imds_endpoint(),
+        "app_service_endpoint": testkit.app_service_endpoint(),
+        "app_service_identity_header": testkit.app_service_identity_header(),
+    });
     println!("{ready}");
     wait_for_shutdown().await;
     testkit.shutdown().await;

@@ -193,6 +193,8 @@ pub(crate) struct Registry {
     apps: HashMap<String, Arc<App>>,
     pub(crate) authorities: Vec<ParsedCertificate>,
     pub(crate) token_lifetime_secs: u64,
+    pub(crate) identities: Vec<crate::ManagedIdentityInfo>,
+    pub(crate) identity_lifetime_secs: u64,
 }
 
 impl Registry {
@@ -202,7 +204,14 @@ impl Registry {
             apps: HashMap::new(),
             authorities: Vec::new(),
             token_lifetime_secs: config.token_lifetime_secs,
+            identities: Vec::new(),
+            identity_lifetime_secs: config.managed_identity_token_lifetime_secs,
         };
+        if config.managed_identity_token_lifetime_secs < 300 {
+            return Err(TestkitError::Config(
+                "managed_identity_token_lifetime_secs: at least 300 seconds".into(),
+            ));
+        }
         if config.token_lifetime_secs < 300 {
             return Err(TestkitError::Config(
                 "token_lifetime_secs: at least 300 seconds".into(),
@@ -228,6 +237,17 @@ impl Registry {
         }
         for app in &config.apps {
             registry.register(app.clone())?;
+        }
+        for (i, identity) in config.managed_identities.iter().enumerate() {
+            let resolved = crate::ManagedIdentityInfo::resolve(identity, &registry);
+            if resolved.name.is_none()
+                && registry.identities.iter().any(|other| other.name.is_none())
+            {
+                return Err(TestkitError::Config(format!(
+                    "managed_identities[{i}]: only one system-assigned identity per host"
+                )));
+            }
+            registry.identities.push(resolved);
         }
         Ok(registry)
     }

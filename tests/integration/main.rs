@@ -4,6 +4,7 @@ mod assertion;
 mod client_credentials;
 mod http;
 mod key_vault;
+mod managed_identity;
 mod parsers;
 mod protected_api;
 mod signers;

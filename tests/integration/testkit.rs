@@ -267,3 +267,108 @@ async fn claims_are_sent_and_bypass_the_cache() {
     assert_eq!(sent.form_value("client_secret").as_deref(), Some(SECRET));
     assert_eq!(testkit.request_count(Endpoint::Token), 2);
 }
+
+#[tokio::test]
+async fn managed_identity_endpoints_are_as_strict_as_azure() {
+    let config = Config::from_json(
+        r#"{"managed_identities": [
+            {"tenant": "contoso"},
+            {"tenant": "contoso", "name": "orders", "client_id": "77777777-7777-7777-7777-777777777777"}
+        ]}"#,
+    )
+    .expect("config");
+    let testkit = Testkit::builder()
+        .config(config)
+        .start()
+        .await
+        .expect("testkit");
+    let imds = testkit.imds_endpoint();
+    let http = reqwest::Client::new();
+    let get = |url: String, headers: &[(&str, &str)]| {
+        let mut request = http.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        async move {
+            let response = request.send().await.expect("GET");
+            let status = response.status().as_u16();
+            let body: serde_json::Value =
+                serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
+            (status, body)
+        }
+    };
+    let query = "api-version=2018-02-01&resource=https://vault.azure.net";
+
+    let (status, body) = get(format!("{imds}?{query}"), &[]).await;
+    assert_eq!(status, 400, "no Metadata header");
+    assert_eq!(body["error"], "invalid_request");
+    let (status, _) = get(
+        format!("{imds}?resource=https://vault.azure.net"),
+        &[("Metadata", "true")],
+    )
+    .await;
+    assert_eq!(status, 400, "no api-version");
+    let (status, body) = get(
+        format!("{imds}?{query}&client_id=77777777-7777-7777-7777-777777777777&object_id=x"),
+        &[("Metadata", "true")],
+    )
+    .await;
+    assert_eq!(status, 400, "two selectors: {body}");
+    let (status, body) = get(
+        format!("{imds}?api-version=2018-02-01&resource=https://unknown.example"),
+        &[("Metadata", "true")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_resource"))
+    );
+
+    let (status, body) = get(
+        format!("{imds}?{query}&client_id=77777777-7777-7777-7777-777777777777"),
+        &[("Metadata", "true")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    for field in ["expires_in", "expires_on", "not_before"] {
+        assert!(body[field].is_string(), "IMDS sends {field} as a string");
+    }
+    assert_eq!(body["client_id"], "77777777-7777-7777-7777-777777777777");
+    let claims = jwt_claims(body["access_token"].as_str().expect("token"));
+    assert_eq!(claims["appid"], "77777777-7777-7777-7777-777777777777");
+    assert_eq!(claims["aud"], "https://vault.azure.net");
+
+    let app_service = testkit.app_service_endpoint();
+    let app_query = "api-version=2019-08-01&resource=https://vault.azure.net";
+    let (status, _) = get(format!("{app_service}?{app_query}"), &[]).await;
+    assert_eq!(status, 401, "no X-IDENTITY-HEADER");
+    let header = testkit.app_service_identity_header().to_owned();
+    let (status, _) = get(
+        format!("{app_service}?api-version=2018-02-01&resource=https://vault.azure.net"),
+        &[("X-IDENTITY-HEADER", &header)],
+    )
+    .await;
+    assert_eq!(status, 400, "App Service wants 2019-08-01");
+    let (status, body) = get(
+        format!("{app_service}?{app_query}"),
+        &[("X-IDENTITY-HEADER", &header)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body["expires_on"].is_string());
+    assert!(
+        body.get("expires_in").is_none(),
+        "App Service sends expires_on only"
+    );
+    assert_eq!(
+        body["client_id"],
+        testkit.managed_identity(None).expect("system").client_id
+    );
+    assert_eq!(testkit.request_count(Endpoint::Imds), 5);
+    assert_eq!(testkit.request_count(Endpoint::AppService), 3);
+
+    let two_system =
+        Config::from_json(r#"{"managed_identities": [{"tenant": "a"}, {"tenant": "b"}]}"#)
+            .expect("config");
+    assert!(Testkit::builder().config(two_system).start().await.is_err());
+}
