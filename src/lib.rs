@@ -38,6 +38,7 @@ pub use crate::cache::{CacheOptions, TokenCache};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::credential::{
     ManagedIdentity, ManagedIdentityBuilder, ManagedIdentityId, ManagedIdentitySource,
+    WorkloadIdentity,
 };
 pub use crate::error::{Error, ErrorKind};
 #[doc(hidden)]

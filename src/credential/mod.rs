@@ -12,6 +12,10 @@ use crate::secret::ClientSecret;
 use crate::signer::Signer;
 
 mod managed_identity;
+mod workload_identity;
+
+pub(crate) use self::workload_identity::FederatedTokenFile;
+pub use self::workload_identity::WorkloadIdentity;
 
 pub use self::managed_identity::{
     ManagedIdentity, ManagedIdentityBuilder, ManagedIdentityId, ManagedIdentitySource, RetryPolicy,
@@ -66,6 +70,7 @@ pub(crate) enum Credential {
         assertions: Arc<ClientAssertionBuilder>,
     },
     Callback(AssertionCallback),
+    TokenFile(FederatedTokenFile),
 }
 
 /// The form fields that authenticate the client (`client_secret`, or `client_assertion_type` +
@@ -101,6 +106,7 @@ impl Credential {
                     jwt.trim().to_owned(),
                 )))
             }
+            Credential::TokenFile(file) => Ok(ClientAuth::Assertion(file.read()?)),
         }
     }
 }

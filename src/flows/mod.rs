@@ -146,6 +146,7 @@ enum PendingCredential {
     Secret(ClientSecret),
     Certificate(Arc<dyn Signer>),
     Callback(AssertionCallback),
+    TokenFile(std::path::PathBuf),
 }
 
 impl ConfidentialClient {
@@ -213,6 +214,16 @@ impl<S> ClientBuilder<S> {
         self.with_credential(PendingCredential::Callback(callback))
     }
 
+    /// Authenticates with the federated token in `path` (workload identity), read afresh for
+    /// every token request so that a rotated token is picked up. See also
+    /// [`WorkloadIdentity`](crate::WorkloadIdentity), which reads the standard variables.
+    pub fn federated_token_file(
+        self,
+        path: impl Into<std::path::PathBuf>,
+    ) -> ClientBuilder<WithCredential> {
+        self.with_credential(PendingCredential::TokenFile(path.into()))
+    }
+
     /// Sends the certificate chain as `x5c` (subject name + issuer registrations).
     pub fn send_x5c(mut self, send: bool) -> Self {
         self.send_x5c = send;
@@ -268,6 +279,9 @@ impl ClientBuilder<WithCredential> {
                 }
             }
             Some(PendingCredential::Callback(callback)) => Credential::Callback(callback),
+            Some(PendingCredential::TokenFile(path)) => {
+                Credential::TokenFile(crate::credential::FederatedTokenFile::new(path))
+            }
             None => return Err(Error::Configuration("no credential was configured".into())),
         };
         let http = match self.http {

@@ -11,3 +11,4 @@ mod signers;
 mod support;
 mod testkit;
 mod validator;
+mod workload_identity;
