@@ -36,6 +36,17 @@ pub enum VaultKeyType {
     EcP256,
 }
 
+/// How a certificate's secret is exported: the certificate policy's `contentType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum VaultSecretFormat {
+    /// `application/x-pkcs12`, Key Vault's default: a base64 PFX with the empty password.
+    #[default]
+    Pkcs12,
+    /// `application/x-pem-file`: the PKCS#8 key, then the certificate.
+    Pem,
+}
+
 /// What an app may do in the vault (Key Vault access policy permissions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -70,6 +81,8 @@ struct Certificate {
     der: Vec<u8>,
     pem: String,
     key_pem: String,
+    key_der: Vec<u8>,
+    format: VaultSecretFormat,
 }
 
 /// The vault's contents and policy.
@@ -100,7 +113,7 @@ impl Vault {
         name: &str,
         kind: VaultKeyType,
         hsm: bool,
-        certificate: bool,
+        certificate: Option<VaultSecretFormat>,
         now: u64,
     ) -> Result<String, TestkitError> {
         let keys_error = |e: String| TestkitError::Keys(format!("vault key: {e}"));
@@ -135,7 +148,7 @@ impl Vault {
             });
             (PrivateKey::Rsa(Box::new(key)), public)
         };
-        let certificate = if certificate {
+        let certificate = if let Some(format) = certificate {
             let mut params = rcgen::CertificateParams::default();
             params
                 .distinguished_name
@@ -147,6 +160,8 @@ impl Vault {
                 der: cert.der().to_vec(),
                 pem: cert.pem(),
                 key_pem: pair.serialize_pem(),
+                key_der: pkcs8.clone(),
+                format,
             })
         } else {
             None
@@ -567,14 +582,31 @@ async fn get_secret(
     else {
         return not_found("secrets", name);
     };
-    let value = if key.hsm {
-        certificate.pem.clone()
-    } else {
-        format!("{}{}", certificate.key_pem, certificate.pem)
+    // A non-exportable key's secret holds only the certificate.
+    let (value, content_type) = match certificate.format {
+        VaultSecretFormat::Pem if key.hsm => (certificate.pem.clone(), "application/x-pem-file"),
+        VaultSecretFormat::Pem => (
+            format!("{}{}", certificate.key_pem, certificate.pem),
+            "application/x-pem-file",
+        ),
+        VaultSecretFormat::Pkcs12 => {
+            let key_der = (!key.hsm).then_some(certificate.key_der.as_slice());
+            match crate::pfx::build(key_der, &certificate.der) {
+                Ok(pfx) => (STANDARD.encode(pfx), "application/x-pkcs12"),
+                Err(message) => {
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalError",
+                        None,
+                        &message,
+                    );
+                }
+            }
+        }
     };
     json_ok(json!({
         "value": value,
-        "contentType": "application/x-pem-file",
+        "contentType": content_type,
         "id": key_id(base, "secrets", name, &key.version),
         "managed": true,
         "kid": key_id(base, "keys", name, &key.version),

@@ -42,6 +42,7 @@ mod faults;
 mod keys;
 mod keyvault;
 mod managed_identity;
+mod pfx;
 mod registry;
 
 pub use crate::config::{
@@ -50,7 +51,7 @@ pub use crate::config::{
 };
 pub use crate::faults::{Endpoint, Fault, RecordedRequest};
 pub use crate::keys::{TestCa, TestCertificate};
-pub use crate::keyvault::{VaultKeyType, VaultPermission};
+pub use crate::keyvault::{VaultKeyType, VaultPermission, VaultSecretFormat};
 pub use crate::managed_identity::ManagedIdentityInfo;
 
 /// What can fail when starting or configuring the testkit.
@@ -388,21 +389,34 @@ impl Testkit {
             .vault
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .add_version(name, kind, hsm, false, now)
+            .add_version(name, kind, hsm, None, now)
     }
 
     /// Creates certificate `name` (a key of `kind` with a self-signed certificate `CN={name}`),
-    /// or rotates it to a new version. A non-exportable (`hsm`) key's secret holds only the
-    /// certificate. Returns the new certificate's PEM, to register with an app.
+    /// or rotates it to a new version, with Key Vault's default secret format (PKCS#12). A
+    /// non-exportable (`hsm`) key's secret holds only the certificate. Returns the new
+    /// certificate's PEM, to register with an app.
     pub fn create_vault_certificate(
         &self,
         name: &str,
         kind: VaultKeyType,
         hsm: bool,
     ) -> Result<String, TestkitError> {
+        self.create_vault_certificate_as(name, kind, hsm, VaultSecretFormat::Pkcs12)
+    }
+
+    /// [`create_vault_certificate`](Self::create_vault_certificate) with the secret exported
+    /// as `format`.
+    pub fn create_vault_certificate_as(
+        &self,
+        name: &str,
+        kind: VaultKeyType,
+        hsm: bool,
+        format: VaultSecretFormat,
+    ) -> Result<String, TestkitError> {
         let now = self.shared.now_unix();
         let mut vault = self.shared.vault.write().unwrap_or_else(|p| p.into_inner());
-        vault.add_version(name, kind, hsm, true, now)?;
+        vault.add_version(name, kind, hsm, Some(format), now)?;
         vault
             .certificate_pem(name)
             .ok_or_else(|| TestkitError::Keys("certificate not stored".into()))

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use confidant::{
     Algorithm, Authority, ConfidentialClient, ErrorKind, KeyVaultSigner, Signer, SignerErrorKind,
 };
-use confidant_testkit::{AppConfig, Config, Endpoint, Testkit, VaultKeyType, VaultPermission};
+use confidant_testkit::{
+    AppConfig, Config, Endpoint, Testkit, VaultKeyType, VaultPermission, VaultSecretFormat,
+};
 
 use crate::support::verify_with_jsonwebtoken;
 
@@ -179,7 +181,12 @@ async fn certificate_secrets_load_as_local_signers() {
     let vault = testkit.key_vault_url().expect("vault");
     // PEM: an exportable certificate's secret (key, then certificate).
     let cert_pem = testkit
-        .create_vault_certificate("exportable", VaultKeyType::EcP256, false)
+        .create_vault_certificate_as(
+            "exportable",
+            VaultKeyType::EcP256,
+            false,
+            VaultSecretFormat::Pem,
+        )
         .expect("certificate");
     let loaded = KeyVaultCertificate::load(&vault, "exportable", vault_identity(&testkit), None)
         .await
@@ -189,7 +196,26 @@ async fn certificate_secrets_load_as_local_signers() {
     let expected = confidant::Certificate::from_pem(cert_pem.as_bytes()).expect("certificate");
     assert_eq!(pem_x5t.as_deref(), Some(expected.x5t_s256()));
 
-    // PKCS#12 with an empty password, as Key Vault exports it.
+    // PKCS#12, Key Vault's default: the testkit's own export, RSA and EC.
+    for kind in [VaultKeyType::Rsa2048, VaultKeyType::EcP256] {
+        let cert_pem = testkit
+            .create_vault_certificate("exported", kind, false)
+            .expect("certificate");
+        let loaded = KeyVaultCertificate::load(&vault, "exported", vault_identity(&testkit), None)
+            .await
+            .expect("PFX secret");
+        let expected = confidant::Certificate::from_pem(cert_pem.as_bytes()).expect("certificate");
+        assert_eq!(
+            loaded
+                .signer
+                .certificate()
+                .map(|c| c.x5t_s256().to_owned())
+                .as_deref(),
+            Some(expected.x5t_s256())
+        );
+    }
+
+    // PKCS#12 with an empty password made by OpenSSL (tests/fixtures).
     let pfx = crate::support::fixture("rsa2048.empty-password.pfx");
     let first = testkit.put_vault_secret(
         "imported",
