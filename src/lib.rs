@@ -17,6 +17,8 @@ compile_error!(
 
 mod assertion;
 pub mod authority;
+#[cfg(feature = "azure-core")]
+mod azure_core_credential;
 pub mod cache;
 mod clock;
 pub mod credential;

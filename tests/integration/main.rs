@@ -1,6 +1,8 @@
 //! confidant's integration tests: one binary, modules by area.
 
 mod assertion;
+#[cfg(feature = "azure-core")]
+mod azure_sdk;
 mod client_credentials;
 mod http;
 mod key_vault;
