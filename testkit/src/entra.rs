@@ -526,29 +526,19 @@ fn issue_app_token(
             .unwrap_or_default(),
     };
     let oid = derived_guid(&["service-principal", &app.config.client_id, tid]);
-    let base = &shared.base_url;
-    let mut claims = json!({
-        "aud": audience,
-        "iat": now,
-        "nbf": now,
-        "exp": now + lifetime,
-        "idtyp": "app",
-        "oid": oid,
-        "sub": oid,
-        "tid": tid,
-        "uti": uuid::Uuid::new_v4().simple().to_string(),
-    });
-    if version == 2 {
-        claims["iss"] = json!(format!("{base}/{tid}/v2.0"));
-        claims["azp"] = json!(app.config.client_id);
-        claims["azpacr"] = json!(acr);
-        claims["ver"] = json!("2.0");
-    } else {
-        claims["iss"] = json!(format!("{base}/{tid}/"));
-        claims["appid"] = json!(app.config.client_id);
-        claims["appidacr"] = json!(acr);
-        claims["ver"] = json!("1.0");
-    }
+    let mut claims = app_token_claims(
+        shared,
+        AppToken {
+            audience: &audience,
+            version,
+            tid,
+            client_id: &app.config.client_id,
+            object_id: &oid,
+            acr,
+            now,
+            lifetime,
+        },
+    );
     if !roles.is_empty() {
         claims["roles"] = json!(roles);
     }
@@ -563,6 +553,48 @@ fn issue_app_token(
         body["refresh_in"] = json!(lifetime / 2);
     }
     Ok(body)
+}
+
+/// Who an app-only token is for and about.
+pub(crate) struct AppToken<'a> {
+    pub(crate) audience: &'a str,
+    pub(crate) version: u8,
+    pub(crate) tid: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) object_id: &'a str,
+    /// `appidacr`/`azpacr`: "1" secret, "2" certificate or federated.
+    pub(crate) acr: &'a str,
+    pub(crate) now: u64,
+    pub(crate) lifetime: u64,
+}
+
+/// The claims of an app-only token: audience, times, the service principal, and the issuer and
+/// client claims of its version (`appid`/`appidacr` in v1, `azp`/`azpacr` in v2).
+pub(crate) fn app_token_claims(shared: &Shared, t: AppToken<'_>) -> Value {
+    let (base, tid) = (&shared.base_url, t.tid);
+    let mut claims = json!({
+        "aud": t.audience,
+        "iat": t.now,
+        "nbf": t.now,
+        "exp": t.now + t.lifetime,
+        "idtyp": "app",
+        "oid": t.object_id,
+        "sub": t.object_id,
+        "tid": tid,
+        "uti": uuid::Uuid::new_v4().simple().to_string(),
+    });
+    if t.version == 2 {
+        claims["iss"] = json!(format!("{base}/{tid}/v2.0"));
+        claims["azp"] = json!(t.client_id);
+        claims["azpacr"] = json!(t.acr);
+        claims["ver"] = json!("2.0");
+    } else {
+        claims["iss"] = json!(format!("{base}/{tid}/"));
+        claims["appid"] = json!(t.client_id);
+        claims["appidacr"] = json!(t.acr);
+        claims["ver"] = json!("1.0");
+    }
+    claims
 }
 
 /// The `aud` and token version a resource gets: its client id in v2 tokens, the name it was

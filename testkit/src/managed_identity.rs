@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::config::ManagedIdentityConfig;
-use crate::entra::{audience, sign};
+use crate::entra::{AppToken, app_token_claims, audience, sign};
 use crate::errors::json_response;
 use crate::registry::{Registry, derived_guid};
 
@@ -144,31 +144,20 @@ fn issue(
     })?;
     let (aud, version) = audience(resource, &resource_entry);
     let now = shared.now_unix();
-    let tid = &identity.tenant_id;
-    let base = &shared.base_url;
-    let mut claims = json!({
-        "aud": aud,
-        "iat": now,
-        "nbf": now,
-        "exp": now + lifetime,
-        "idtyp": "app",
-        "oid": identity.object_id,
-        "sub": identity.object_id,
-        "tid": tid,
-        "uti": uuid::Uuid::new_v4().simple().to_string(),
-        "xms_mirid": identity.resource_id,
-    });
-    if version == 2 {
-        claims["iss"] = json!(format!("{base}/{tid}/v2.0"));
-        claims["azp"] = json!(identity.client_id);
-        claims["azpacr"] = json!("2");
-        claims["ver"] = json!("2.0");
-    } else {
-        claims["iss"] = json!(format!("{base}/{tid}/"));
-        claims["appid"] = json!(identity.client_id);
-        claims["appidacr"] = json!("2");
-        claims["ver"] = json!("1.0");
-    }
+    let mut claims = app_token_claims(
+        shared,
+        AppToken {
+            audience: &aud,
+            version,
+            tid: &identity.tenant_id,
+            client_id: &identity.client_id,
+            object_id: &identity.object_id,
+            acr: "2",
+            now,
+            lifetime,
+        },
+    );
+    claims["xms_mirid"] = json!(identity.resource_id);
     let token = sign(shared, &claims).map_err(|e| e.message)?;
     Ok((token, now, now + lifetime, lifetime))
 }
