@@ -381,6 +381,9 @@ impl ClientAssertionBuilder {
 
     /// Signs a new assertion with `signer` (or returns the kept one, when reuse is on).
     pub async fn sign(&self, signer: &dyn Signer) -> Result<ClientAssertion, Error> {
+        // A rotating signer hands out one version for the header and the signature both.
+        let snapshot = signer.snapshot();
+        let signer: &dyn Signer = snapshot.as_deref().unwrap_or(signer);
         let alg = self.choose_algorithm(signer)?;
         let now = self.clock.now();
         let (header, jti) = {

@@ -2,7 +2,9 @@
 //! the vault. The digest is computed here; the vault signs it (WIRE.md §4–5).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -26,6 +28,12 @@ pub const DEFAULT_KEY_VAULT_API_VERSION: &str = "7.4";
 /// a managed identity, …); the scope comes from the vault's own `401` challenge, and a token is
 /// sent only to a vault whose host belongs to the challenge's resource (loopback vaults, such as
 /// the testkit's, excepted).
+///
+/// Unless a version is pinned, the signer follows the certificate's rotation: every
+/// [`rotation_check_interval`](KeyVaultSignerBuilder::rotation_check_interval) (default one
+/// hour) a background check reads the certificate's current version, and assertions signed
+/// after it use the new key and its thumbprint together ([`Signer::snapshot`]);
+/// [`refresh`](KeyVaultSigner::refresh) checks on demand.
 pub struct KeyVaultSigner {
     key_id: String,
     sign_url: Url,
@@ -34,6 +42,7 @@ pub struct KeyVaultSigner {
     signature_len: usize,
     certificate: Certificate,
     vault: VaultClient,
+    rotation: Option<Arc<Rotation>>,
 }
 
 impl fmt::Debug for KeyVaultSigner {
@@ -43,7 +52,78 @@ impl fmt::Debug for KeyVaultSigner {
             .field("algorithms", &self.algorithms)
             .field("x5t#S256", &self.certificate.x5t_s256())
             .field("scope", &self.vault.scope)
+            .field("rotation", &self.rotation)
             .finish_non_exhaustive()
+    }
+}
+
+/// Follows a certificate's current version.
+struct Rotation {
+    vault: VaultClient,
+    name: String,
+    /// `None`: only `refresh` checks.
+    interval: Option<Duration>,
+    current: RwLock<Arc<KeyVaultSigner>>,
+    next_check: Mutex<Instant>,
+    checking: AtomicBool,
+}
+
+impl fmt::Debug for Rotation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rotation")
+            .field("certificate", &self.name)
+            .field("interval", &self.interval)
+            .field("current", &self.current().key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rotation {
+    fn current(&self) -> Arc<KeyVaultSigner> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Starts a background check when one is due and none runs.
+    fn check_if_due(self: &Arc<Self>) {
+        let now = Instant::now();
+        {
+            let mut next = self.next_check.lock().unwrap_or_else(|p| p.into_inner());
+            if now < *next || self.checking.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            *next = self.next_after(now);
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.checking.store(false, Ordering::Release);
+            return;
+        };
+        let rotation = Arc::clone(self);
+        runtime.spawn(async move {
+            if let Err(e) = rotation.check().await {
+                tracing::warn!(error = %e, certificate = %rotation.name, "Key Vault rotation check failed; keeping the current version");
+            }
+            rotation.checking.store(false, Ordering::Release);
+        });
+    }
+
+    /// When the check after one at `now` is due.
+    fn next_after(&self, now: Instant) -> Instant {
+        self.interval
+            .and_then(|i| now.checked_add(i))
+            .unwrap_or_else(far_future)
+    }
+
+    /// Reads the certificate's current version; loads and switches to it when it is new.
+    async fn check(&self) -> Result<bool, Error> {
+        let path = ["certificates", self.name.as_str()];
+        let (certificate, key_id) = fetch_certificate(&self.vault, &path).await?;
+        if key_id == self.current().key_id {
+            return Ok(false);
+        }
+        let next = Arc::new(load_key(&self.vault, certificate, key_id).await?);
+        tracing::info!(certificate = %self.name, key_id = %next.key_id, "Key Vault certificate rotated; signing with the new version");
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(true)
     }
 }
 
@@ -135,7 +215,11 @@ pub struct KeyVaultSignerBuilder {
     tokens: Arc<dyn TokenSource>,
     http: Option<Arc<dyn HttpClient>>,
     api_version: String,
+    rotation_check_interval: Option<Duration>,
 }
+
+/// How often a [`KeyVaultSigner`] checks for a new certificate version by default.
+pub const DEFAULT_ROTATION_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 
 impl KeyVaultSigner {
     /// A signer for the current version of certificate `name` in the vault at `vault_url`
@@ -152,12 +236,51 @@ impl KeyVaultSigner {
             tokens,
             http: None,
             api_version: DEFAULT_KEY_VAULT_API_VERSION.to_owned(),
+            rotation_check_interval: Some(DEFAULT_ROTATION_CHECK_INTERVAL),
         }
     }
 
-    /// The versioned key id the signer signs with.
+    /// The versioned key id of the version this signer was built with (see
+    /// [`current`](Self::current) for the one assertions use after a rotation).
     pub fn key_id(&self) -> &str {
         &self.key_id
+    }
+
+    /// The version assertions are signed with now: the newest one a rotation check found, or
+    /// this one when no check has found another (or the version is pinned).
+    pub fn current(&self) -> Arc<KeyVaultSigner> {
+        match &self.rotation {
+            Some(rotation) => rotation.current(),
+            None => Arc::new(self.version_only()),
+        }
+    }
+
+    /// Checks the vault for a new certificate version now; `true` when one was loaded. A
+    /// pinned version never changes (`false`).
+    pub async fn refresh(&self) -> Result<bool, Error> {
+        match &self.rotation {
+            Some(rotation) => {
+                *rotation
+                    .next_check
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = rotation.next_after(Instant::now());
+                rotation.check().await
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// This version without rotation.
+    fn version_only(&self) -> KeyVaultSigner {
+        KeyVaultSigner {
+            key_id: self.key_id.clone(),
+            sign_url: self.sign_url.clone(),
+            algorithms: self.algorithms.clone(),
+            signature_len: self.signature_len,
+            certificate: self.certificate.clone(),
+            vault: self.vault.clone(),
+            rotation: None,
+        }
     }
 }
 
@@ -180,6 +303,14 @@ impl KeyVaultSignerBuilder {
         self
     }
 
+    /// How often to check for a new certificate version (default
+    /// [`DEFAULT_ROTATION_CHECK_INTERVAL`]); `None` turns the background check off
+    /// ([`KeyVaultSigner::refresh`] still works). A pinned version is never rotated.
+    pub fn rotation_check_interval(mut self, interval: Option<Duration>) -> Self {
+        self.rotation_check_interval = interval;
+        self
+    }
+
     /// Answers the vault's challenge, fetches the certificate and its key's public part, and
     /// checks they belong together.
     pub async fn build(self) -> Result<KeyVaultSigner, Error> {
@@ -196,34 +327,77 @@ impl KeyVaultSignerBuilder {
             &path,
         )
         .await?;
-        let body = vault.call("GET", &vault.url(&path)?, None).await?;
-        let cer = body
-            .get("cer")
-            .and_then(Value::as_str)
-            .and_then(|c| STANDARD.decode(c).ok())
-            .ok_or_else(|| Error::InvalidResponse("the certificate has no `cer`".into()))?;
-        let certificate = Certificate::from_der(&cer, &[])?;
-        let key_id = body
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::InvalidResponse("the certificate has no `kid`".into()))?
-            .to_owned();
-        let key_url = vault.versioned(vault.own_url(&key_id)?);
-        let key = vault.call("GET", &key_url, None).await?;
-        let jwk = key
-            .get("key")
-            .ok_or_else(|| Error::InvalidResponse("the key response has no `key`".into()))?;
-        let (algorithms, signature_len) = check_key(jwk, &certificate)?;
-        let sign_url = vault.versioned(vault.own_url(&format!("{key_id}/sign"))?);
-        Ok(KeyVaultSigner {
-            key_id,
-            sign_url,
-            algorithms,
-            signature_len,
-            certificate,
-            vault,
-        })
+        let (certificate, key_id) = fetch_certificate(&vault, &path).await?;
+        let mut signer = load_key(&vault, certificate, key_id).await?;
+        if self.version.is_none() {
+            let interval = self.rotation_check_interval;
+            signer.rotation = Some(Arc::new(Rotation {
+                vault: vault.clone(),
+                name: self.certificate,
+                interval,
+                current: RwLock::new(Arc::new(signer.version_only())),
+                next_check: Mutex::new(
+                    interval
+                        .and_then(|i| Instant::now().checked_add(i))
+                        .unwrap_or_else(far_future),
+                ),
+                checking: AtomicBool::new(false),
+            }));
+        }
+        Ok(signer)
     }
+}
+
+/// An instant no check reaches.
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(100 * 365 * 86_400))
+        .unwrap_or(now)
+}
+
+/// `GET /certificates/{name}[/{version}]`: the certificate and its key's versioned id.
+async fn fetch_certificate(
+    vault: &VaultClient,
+    path: &[&str],
+) -> Result<(Certificate, String), Error> {
+    let body = vault.call("GET", &vault.url(path)?, None).await?;
+    let cer = body
+        .get("cer")
+        .and_then(Value::as_str)
+        .and_then(|c| STANDARD.decode(c).ok())
+        .ok_or_else(|| Error::InvalidResponse("the certificate has no `cer`".into()))?;
+    let certificate = Certificate::from_der(&cer, &[])?;
+    let key_id = body
+        .get("kid")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::InvalidResponse("the certificate has no `kid`".into()))?
+        .to_owned();
+    Ok((certificate, key_id))
+}
+
+/// `GET {kid}`: the key's public part, checked against the certificate; a signer for this
+/// version.
+async fn load_key(
+    vault: &VaultClient,
+    certificate: Certificate,
+    key_id: String,
+) -> Result<KeyVaultSigner, Error> {
+    let key_url = vault.versioned(vault.own_url(&key_id)?);
+    let key = vault.call("GET", &key_url, None).await?;
+    let jwk = key
+        .get("key")
+        .ok_or_else(|| Error::InvalidResponse("the key response has no `key`".into()))?;
+    let (algorithms, signature_len) = check_key(jwk, &certificate)?;
+    let sign_url = vault.versioned(vault.own_url(&format!("{key_id}/sign"))?);
+    Ok(KeyVaultSigner {
+        key_id,
+        sign_url,
+        algorithms,
+        signature_len,
+        certificate,
+        vault: vault.clone(),
+        rotation: None,
+    })
 }
 
 /// A signer loaded from a Key Vault certificate's secret, and the version it came from.
@@ -463,6 +637,12 @@ impl Signer for KeyVaultSigner {
 
     fn certificate(&self) -> Option<&Certificate> {
         Some(&self.certificate)
+    }
+
+    fn snapshot(&self) -> Option<Arc<dyn Signer>> {
+        let rotation = self.rotation.as_ref()?;
+        rotation.check_if_due();
+        Some(rotation.current())
     }
 
     async fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Signature, SignerError> {

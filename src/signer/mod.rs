@@ -29,6 +29,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -46,7 +47,8 @@ pub use self::certificate::Certificate;
 pub use self::error::{SignerError, SignerErrorKind};
 pub use self::key::SignerOptions;
 pub use self::key_vault::{
-    DEFAULT_KEY_VAULT_API_VERSION, KeyVaultCertificate, KeyVaultSigner, KeyVaultSignerBuilder,
+    DEFAULT_KEY_VAULT_API_VERSION, DEFAULT_ROTATION_CHECK_INTERVAL, KeyVaultCertificate,
+    KeyVaultSigner, KeyVaultSignerBuilder,
 };
 pub use self::pem::{PemSigner, PemSignerBuilder};
 pub use self::pkcs12::Pkcs12Signer;
@@ -137,4 +139,13 @@ pub trait Signer: fmt::Debug + Send + Sync {
 
     /// Signs `message`, the full JWS signing input (not pre-hashed), with `alg`.
     async fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Signature, SignerError>;
+
+    /// For a signer whose key can change while it is in use (a rotating Key Vault
+    /// certificate): the signer to use for one signature, fixed. The assertion builder takes
+    /// the header (certificate, algorithms) and the signature from the same snapshot, so a
+    /// rotation between the two cannot pair one key's thumbprint with another key's signature.
+    /// `None` (the default): this signer itself.
+    fn snapshot(&self) -> Option<Arc<dyn Signer>> {
+        None
+    }
 }

@@ -262,3 +262,159 @@ async fn certificate_secrets_load_as_local_signers() {
         .expect_err("no key");
     assert_eq!(error.kind(), ErrorKind::Signer, "{error}");
 }
+
+/// The `x5t#S256` of the last client assertion the token endpoint received.
+fn last_assertion_thumbprint(testkit: &Testkit) -> String {
+    let sent = testkit.requests(Endpoint::Token);
+    let assertion = sent
+        .last()
+        .and_then(|r| r.form_value("client_assertion"))
+        .expect("an assertion was sent");
+    crate::support::decode_parts(&assertion).0["x5t#S256"]
+        .as_str()
+        .expect("x5t#S256")
+        .to_owned()
+}
+
+fn thumbprint(pem: &str) -> String {
+    confidant::Certificate::from_pem(pem.as_bytes())
+        .expect("certificate")
+        .x5t_s256()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn rotation_is_followed_on_schedule_and_on_demand() {
+    use std::time::Duration;
+
+    use confidant::ClientCredentialsRequest;
+
+    let testkit = testkit().await;
+    testkit.grant_vault_access(
+        VAULT_READER,
+        &[
+            VaultPermission::GetCertificate,
+            VaultPermission::GetKey,
+            VaultPermission::Sign,
+        ],
+    );
+    let register = |pems: &[&String]| {
+        let mut app = AppConfig::new(SERVICE, TENANT).grant_roles(API, &["Read"]);
+        for pem in pems {
+            app = app.certificate((*pem).clone());
+        }
+        testkit.register_app(app).expect("register");
+    };
+    let v1 = testkit
+        .create_vault_certificate("rotating", VaultKeyType::Rsa2048, true)
+        .expect("v1");
+    register(&[&v1]);
+    let vault = testkit.key_vault_url().expect("vault");
+    let signer = Arc::new(
+        KeyVaultSigner::builder(&vault, "rotating", vault_identity(&testkit))
+            .rotation_check_interval(Some(Duration::from_millis(50)))
+            .build()
+            .await
+            .expect("signer"),
+    );
+    let client = ConfidentialClient::builder(
+        Authority::entra_at(testkit.base_url(), TENANT).expect("authority"),
+        SERVICE,
+    )
+    .certificate(Arc::clone(&signer) as Arc<dyn Signer>)
+    .build()
+    .expect("client");
+    let scope = format!("{API}/.default");
+    let forced = ClientCredentialsRequest::new(&[&scope]).force_refresh(true);
+    client
+        .acquire_token_for_client_with(&forced)
+        .await
+        .expect("v1 token");
+    assert_eq!(last_assertion_thumbprint(&testkit), thumbprint(&v1));
+
+    // The vault rotates; Entra knows both certificates for the overlap, as in production.
+    let v2 = testkit
+        .create_vault_certificate("rotating", VaultKeyType::Rsa2048, true)
+        .expect("v2");
+    register(&[&v1, &v2]);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    // The first assertion after the interval starts the check and is signed with what it has.
+    client
+        .acquire_token_for_client_with(&forced)
+        .await
+        .expect("token");
+    for _ in 0..200 {
+        if signer.current().key_id() != signer.key_id() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let current = signer.current();
+    assert_ne!(
+        current.key_id(),
+        signer.key_id(),
+        "the background check found v2"
+    );
+    assert_eq!(
+        current.certificate().map(|c| c.x5t_s256().to_owned()),
+        Some(thumbprint(&v2))
+    );
+    client
+        .acquire_token_for_client_with(&forced)
+        .await
+        .expect("v2 token");
+    assert_eq!(
+        last_assertion_thumbprint(&testkit),
+        thumbprint(&v2),
+        "header and signature both from v2 (the token endpoint verified the signature)"
+    );
+    // Once v1 is gone from the app, only v2 assertions work, and that is what is sent.
+    register(&[&v2]);
+    client
+        .acquire_token_for_client_with(&forced)
+        .await
+        .expect("v2 only");
+
+    // On demand, with the schedule off.
+    let manual = KeyVaultSigner::builder(&vault, "rotating", vault_identity(&testkit))
+        .rotation_check_interval(None)
+        .build()
+        .await
+        .expect("signer");
+    assert!(!manual.refresh().await.expect("no change"));
+    let v3 = testkit
+        .create_vault_certificate("rotating", VaultKeyType::Rsa2048, true)
+        .expect("v3");
+    assert_eq!(
+        manual.current().key_id(),
+        manual.key_id(),
+        "no background check"
+    );
+    assert!(manual.refresh().await.expect("v3 found"));
+    assert_eq!(
+        manual
+            .current()
+            .certificate()
+            .map(|c| c.x5t_s256().to_owned()),
+        Some(thumbprint(&v3))
+    );
+
+    // A pinned version stays.
+    let v1_version = signer
+        .key_id()
+        .rsplit('/')
+        .next()
+        .expect("version")
+        .to_owned();
+    let pinned = KeyVaultSigner::builder(&vault, "rotating", vault_identity(&testkit))
+        .version(v1_version)
+        .build()
+        .await
+        .expect("pinned");
+    assert!(!pinned.refresh().await.expect("pinned"));
+    assert!(pinned.snapshot().is_none());
+    assert_eq!(
+        pinned.certificate().map(|c| c.x5t_s256().to_owned()),
+        Some(thumbprint(&v1))
+    );
+}
