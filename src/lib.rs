@@ -52,8 +52,8 @@ pub use crate::flows::{
 pub use crate::secret::{AccessToken, ClientSecret, Password};
 pub use crate::server_error::{ServerError, ServerErrorClass};
 pub use crate::signer::{
-    Algorithm, Backend, Certificate, KeyVaultCertificate, KeyVaultSigner, PemSigner, Pkcs12Signer,
-    Signature, Signer, SignerError, SignerErrorKind, SignerOptions,
+    Algorithm, Backend, Certificate, KeyVaultCertificate, KeyVaultSecretSigner, KeyVaultSigner,
+    PemSigner, Pkcs12Signer, Signature, Signer, SignerError, SignerErrorKind, SignerOptions,
 };
 pub use crate::token_source::{StaticToken, TokenSource};
 

@@ -48,7 +48,7 @@ pub use self::error::{SignerError, SignerErrorKind};
 pub use self::key::SignerOptions;
 pub use self::key_vault::{
     DEFAULT_KEY_VAULT_API_VERSION, DEFAULT_ROTATION_CHECK_INTERVAL, KeyVaultCertificate,
-    KeyVaultSigner, KeyVaultSignerBuilder,
+    KeyVaultSecretSigner, KeyVaultSecretSignerBuilder, KeyVaultSigner, KeyVaultSignerBuilder,
 };
 pub use self::pem::{PemSigner, PemSignerBuilder};
 pub use self::pkcs12::Pkcs12Signer;

@@ -418,3 +418,98 @@ async fn rotation_is_followed_on_schedule_and_on_demand() {
         Some(thumbprint(&v1))
     );
 }
+
+#[tokio::test]
+async fn secret_signer_follows_new_versions() {
+    use std::time::Duration;
+
+    use confidant::{ClientCredentialsRequest, KeyVaultSecretSigner};
+
+    let testkit = testkit().await;
+    testkit.grant_vault_access(VAULT_READER, &[VaultPermission::GetSecret]);
+    let v1 = testkit
+        .create_vault_certificate("exportable", VaultKeyType::Rsa2048, false)
+        .expect("v1");
+    let register = |pems: &[&String]| {
+        let mut app = AppConfig::new(SERVICE, TENANT).grant_roles(API, &["Read"]);
+        for pem in pems {
+            app = app.certificate((*pem).clone());
+        }
+        testkit.register_app(app).expect("register");
+    };
+    register(&[&v1]);
+    let vault = testkit.key_vault_url().expect("vault");
+    let signer = Arc::new(
+        KeyVaultSecretSigner::builder(&vault, "exportable", vault_identity(&testkit))
+            .rotation_check_interval(Some(Duration::from_millis(50)))
+            .build()
+            .await
+            .expect("signer"),
+    );
+    let (_, first_version) = signer.current();
+    let client = ConfidentialClient::builder(
+        Authority::entra_at(testkit.base_url(), TENANT).expect("authority"),
+        SERVICE,
+    )
+    .certificate(Arc::clone(&signer) as Arc<dyn Signer>)
+    .build()
+    .expect("client");
+    let forced = ClientCredentialsRequest::new(&[format!("{API}/.default")]).force_refresh(true);
+    client
+        .acquire_token_for_client_with(&forced)
+        .await
+        .expect("v1");
+    assert_eq!(last_assertion_thumbprint(&testkit), thumbprint(&v1));
+
+    let v2 = testkit
+        .create_vault_certificate("exportable", VaultKeyType::Rsa2048, false)
+        .expect("v2");
+    register(&[&v1, &v2]);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    client
+        .acquire_token_for_client_with(&forced)
+        .await
+        .expect("token");
+    for _ in 0..200 {
+        if signer.current().1 != first_version {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_ne!(
+        signer.current().1,
+        first_version,
+        "the new secret version was loaded"
+    );
+    client
+        .acquire_token_for_client_with(&forced)
+        .await
+        .expect("v2");
+    assert_eq!(last_assertion_thumbprint(&testkit), thumbprint(&v2));
+
+    // On demand.
+    assert!(!signer.refresh().await.expect("unchanged"));
+    let v3 = testkit
+        .create_vault_certificate("exportable", VaultKeyType::Rsa2048, false)
+        .expect("v3");
+    assert!(signer.refresh().await.expect("v3"));
+    assert_eq!(
+        signer
+            .current()
+            .0
+            .certificate()
+            .map(|c| c.x5t_s256().to_owned()),
+        Some(thumbprint(&v3))
+    );
+    // A secret that turns bad keeps the last good version.
+    testkit.put_vault_secret("exportable", "application/x-pkcs12", "not base64!");
+    assert!(signer.refresh().await.is_err());
+    assert_eq!(
+        signer
+            .current()
+            .0
+            .certificate()
+            .map(|c| c.x5t_s256().to_owned()),
+        Some(thumbprint(&v3))
+    );
+}

@@ -2,9 +2,8 @@
 //! the vault. The digest is computed here; the vault signs it (WIRE.md §4–5).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -17,6 +16,10 @@ use super::{Algorithm, Certificate, Signature, Signer, SignerError, SignerErrorK
 use crate::error::Error;
 use crate::http::{HttpClient, ReqwestClient, check_endpoint, is_loopback};
 use crate::token_source::TokenSource;
+
+mod rotation;
+
+use self::rotation::{Reload, Rotation};
 
 /// The Key Vault REST API version sent by default.
 pub const DEFAULT_KEY_VAULT_API_VERSION: &str = "7.4";
@@ -42,7 +45,7 @@ pub struct KeyVaultSigner {
     signature_len: usize,
     certificate: Certificate,
     vault: VaultClient,
-    rotation: Option<Arc<Rotation>>,
+    rotation: Option<Arc<Rotation<KeyVaultSigner>>>,
 }
 
 impl fmt::Debug for KeyVaultSigner {
@@ -54,76 +57,6 @@ impl fmt::Debug for KeyVaultSigner {
             .field("scope", &self.vault.scope)
             .field("rotation", &self.rotation)
             .finish_non_exhaustive()
-    }
-}
-
-/// Follows a certificate's current version.
-struct Rotation {
-    vault: VaultClient,
-    name: String,
-    /// `None`: only `refresh` checks.
-    interval: Option<Duration>,
-    current: RwLock<Arc<KeyVaultSigner>>,
-    next_check: Mutex<Instant>,
-    checking: AtomicBool,
-}
-
-impl fmt::Debug for Rotation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rotation")
-            .field("certificate", &self.name)
-            .field("interval", &self.interval)
-            .field("current", &self.current().key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Rotation {
-    fn current(&self) -> Arc<KeyVaultSigner> {
-        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Starts a background check when one is due and none runs.
-    fn check_if_due(self: &Arc<Self>) {
-        let now = Instant::now();
-        {
-            let mut next = self.next_check.lock().unwrap_or_else(|p| p.into_inner());
-            if now < *next || self.checking.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            *next = self.next_after(now);
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.checking.store(false, Ordering::Release);
-            return;
-        };
-        let rotation = Arc::clone(self);
-        runtime.spawn(async move {
-            if let Err(e) = rotation.check().await {
-                tracing::warn!(error = %e, certificate = %rotation.name, "Key Vault rotation check failed; keeping the current version");
-            }
-            rotation.checking.store(false, Ordering::Release);
-        });
-    }
-
-    /// When the check after one at `now` is due.
-    fn next_after(&self, now: Instant) -> Instant {
-        self.interval
-            .and_then(|i| now.checked_add(i))
-            .unwrap_or_else(far_future)
-    }
-
-    /// Reads the certificate's current version; loads and switches to it when it is new.
-    async fn check(&self) -> Result<bool, Error> {
-        let path = ["certificates", self.name.as_str()];
-        let (certificate, key_id) = fetch_certificate(&self.vault, &path).await?;
-        if key_id == self.current().key_id {
-            return Ok(false);
-        }
-        let next = Arc::new(load_key(&self.vault, certificate, key_id).await?);
-        tracing::info!(certificate = %self.name, key_id = %next.key_id, "Key Vault certificate rotated; signing with the new version");
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
-        Ok(true)
     }
 }
 
@@ -259,13 +192,7 @@ impl KeyVaultSigner {
     /// pinned version never changes (`false`).
     pub async fn refresh(&self) -> Result<bool, Error> {
         match &self.rotation {
-            Some(rotation) => {
-                *rotation
-                    .next_check
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = rotation.next_after(Instant::now());
-                rotation.check().await
-            }
+            Some(rotation) => rotation.refresh().await,
             None => Ok(false),
         }
     }
@@ -330,29 +257,18 @@ impl KeyVaultSignerBuilder {
         let (certificate, key_id) = fetch_certificate(&vault, &path).await?;
         let mut signer = load_key(&vault, certificate, key_id).await?;
         if self.version.is_none() {
-            let interval = self.rotation_check_interval;
-            signer.rotation = Some(Arc::new(Rotation {
-                vault: vault.clone(),
-                name: self.certificate,
-                interval,
-                current: RwLock::new(Arc::new(signer.version_only())),
-                next_check: Mutex::new(
-                    interval
-                        .and_then(|i| Instant::now().checked_add(i))
-                        .unwrap_or_else(far_future),
-                ),
-                checking: AtomicBool::new(false),
-            }));
+            let current = Arc::new(signer.version_only());
+            let version = current.key_id.clone();
+            signer.rotation = Some(Rotation::new(
+                vault,
+                self.certificate,
+                self.rotation_check_interval,
+                current,
+                version,
+            ));
         }
         Ok(signer)
     }
-}
-
-/// An instant no check reaches.
-fn far_future() -> Instant {
-    let now = Instant::now();
-    now.checked_add(Duration::from_secs(100 * 365 * 86_400))
-        .unwrap_or(now)
 }
 
 /// `GET /certificates/{name}[/{version}]`: the certificate and its key's versioned id.
@@ -373,6 +289,25 @@ async fn fetch_certificate(
         .ok_or_else(|| Error::InvalidResponse("the certificate has no `kid`".into()))?
         .to_owned();
     Ok((certificate, key_id))
+}
+
+#[async_trait]
+impl Reload for KeyVaultSigner {
+    const WHAT: &'static str = "certificate";
+
+    async fn newer(
+        vault: &VaultClient,
+        name: &str,
+        current: &str,
+    ) -> Result<Option<(Arc<Self>, String)>, Error> {
+        let (certificate, key_id) = fetch_certificate(vault, &["certificates", name]).await?;
+        if key_id == current {
+            return Ok(None);
+        }
+        let signer = load_key(vault, certificate, key_id).await?;
+        let version = signer.key_id.clone();
+        Ok(Some((Arc::new(signer), version)))
+    }
 }
 
 /// `GET {kid}`: the key's public part, checked against the certificate; a signer for this
@@ -431,40 +366,179 @@ impl KeyVaultCertificate {
             &path,
         )
         .await?;
-        let body = vault.call("GET", &vault.url(&path)?, None).await?;
-        let value = body
-            .get("value")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::InvalidResponse("the secret has no `value`".into()))?;
-        let version = body
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|id| id.rsplit('/').next())
-            .unwrap_or_default()
-            .to_owned();
-        let signer: Arc<dyn Signer> = match body.get("contentType").and_then(Value::as_str) {
-            Some("application/x-pkcs12") => {
-                let der = STANDARD.decode(value.trim()).map_err(|_| {
-                    Error::Signer(SignerError::new(
-                        SignerErrorKind::Malformed,
-                        "the PKCS#12 secret is not base64",
-                    ))
-                })?;
-                Arc::new(super::Pkcs12Signer::from_pkcs12(&der, None)?)
-            }
-            Some("application/x-pem-file") => Arc::new(
-                super::PemSigner::builder()
-                    .certificate_pem(value.as_bytes())
-                    .build()?,
-            ),
-            _ => {
-                return Err(Error::Signer(SignerError::new(
-                    SignerErrorKind::Unsupported,
-                    "the secret is neither application/x-pkcs12 nor application/x-pem-file",
-                )));
-            }
-        };
+        let (signer, version) = read_secret(&vault, name).await?;
         Ok(Self { signer, version })
+    }
+}
+
+/// `GET /secrets/{name}`: the certificate's export as a local signer, and the secret's version.
+async fn read_secret(vault: &VaultClient, name: &str) -> Result<(Arc<dyn Signer>, String), Error> {
+    let body = vault
+        .call("GET", &vault.url(&["secrets", name])?, None)
+        .await?;
+    let value = body
+        .get("value")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::InvalidResponse("the secret has no `value`".into()))?;
+    let version = body
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| id.rsplit('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    let signer: Arc<dyn Signer> = match body.get("contentType").and_then(Value::as_str) {
+        Some("application/x-pkcs12") => {
+            let der = STANDARD.decode(value.trim()).map_err(|_| {
+                Error::Signer(SignerError::new(
+                    SignerErrorKind::Malformed,
+                    "the PKCS#12 secret is not base64",
+                ))
+            })?;
+            Arc::new(super::Pkcs12Signer::from_pkcs12(&der, None)?)
+        }
+        Some("application/x-pem-file") => Arc::new(
+            super::PemSigner::builder()
+                .certificate_pem(value.as_bytes())
+                .build()?,
+        ),
+        _ => {
+            return Err(Error::Signer(SignerError::new(
+                SignerErrorKind::Unsupported,
+                "the secret is neither application/x-pkcs12 nor application/x-pem-file",
+            )));
+        }
+    };
+    Ok((signer, version))
+}
+
+#[async_trait]
+impl Reload for dyn Signer {
+    const WHAT: &'static str = "secret";
+
+    async fn newer(
+        vault: &VaultClient,
+        name: &str,
+        current: &str,
+    ) -> Result<Option<(Arc<Self>, String)>, Error> {
+        let (signer, version) = read_secret(vault, name).await?;
+        Ok((version != current).then_some((signer, version)))
+    }
+}
+
+/// A local signer made from a Key Vault certificate's secret (its exportable key, as PKCS#12 or
+/// PEM) that follows the secret's new versions: a background check every
+/// [`rotation_check_interval`](KeyVaultSecretSignerBuilder::rotation_check_interval) (default
+/// one hour), or [`refresh`](Self::refresh) on demand. Assertions signed after a rotation use
+/// the new key and certificate together ([`Signer::snapshot`]); the trait's other methods
+/// answer for the version loaded at build.
+pub struct KeyVaultSecretSigner {
+    initial: Arc<dyn Signer>,
+    rotation: Arc<Rotation<dyn Signer>>,
+}
+
+impl fmt::Debug for KeyVaultSecretSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyVaultSecretSigner")
+            .field("signer", &self.initial)
+            .field("rotation", &self.rotation)
+            .finish()
+    }
+}
+
+/// Configures a [`KeyVaultSecretSigner`].
+#[derive(Debug)]
+pub struct KeyVaultSecretSignerBuilder {
+    vault_url: String,
+    name: String,
+    tokens: Arc<dyn TokenSource>,
+    http: Option<Arc<dyn HttpClient>>,
+    rotation_check_interval: Option<Duration>,
+}
+
+impl KeyVaultSecretSigner {
+    /// A signer from the secret of certificate `name` in the vault at `vault_url`.
+    pub fn builder(
+        vault_url: impl Into<String>,
+        name: impl Into<String>,
+        tokens: Arc<dyn TokenSource>,
+    ) -> KeyVaultSecretSignerBuilder {
+        KeyVaultSecretSignerBuilder {
+            vault_url: vault_url.into(),
+            name: name.into(),
+            tokens,
+            http: None,
+            rotation_check_interval: Some(DEFAULT_ROTATION_CHECK_INTERVAL),
+        }
+    }
+
+    /// The signer assertions use now, and its secret version.
+    pub fn current(&self) -> (Arc<dyn Signer>, String) {
+        (self.rotation.current(), self.rotation.version())
+    }
+
+    /// Checks the vault for a new secret version now; `true` when one was loaded.
+    pub async fn refresh(&self) -> Result<bool, Error> {
+        self.rotation.refresh().await
+    }
+}
+
+impl KeyVaultSecretSignerBuilder {
+    /// The HTTP client (default: [`ReqwestClient`]).
+    pub fn http_client(mut self, http: Arc<dyn HttpClient>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// How often to check for a new version (default [`DEFAULT_ROTATION_CHECK_INTERVAL`]);
+    /// `None`: only [`KeyVaultSecretSigner::refresh`] checks.
+    pub fn rotation_check_interval(mut self, interval: Option<Duration>) -> Self {
+        self.rotation_check_interval = interval;
+        self
+    }
+
+    /// Answers the vault's challenge and loads the current version.
+    pub async fn build(self) -> Result<KeyVaultSecretSigner, Error> {
+        let vault = VaultClient::connect(
+            &self.vault_url,
+            self.tokens,
+            self.http,
+            DEFAULT_KEY_VAULT_API_VERSION.to_owned(),
+            &["secrets", self.name.as_str()],
+        )
+        .await?;
+        let (initial, version) = read_secret(&vault, &self.name).await?;
+        let rotation = Rotation::new(
+            vault,
+            self.name,
+            self.rotation_check_interval,
+            Arc::clone(&initial),
+            version,
+        );
+        Ok(KeyVaultSecretSigner { initial, rotation })
+    }
+}
+
+#[async_trait]
+impl Signer for KeyVaultSecretSigner {
+    fn algorithms(&self) -> &[Algorithm] {
+        self.initial.algorithms()
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        self.initial.key_id()
+    }
+
+    fn certificate(&self) -> Option<&Certificate> {
+        self.initial.certificate()
+    }
+
+    async fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Signature, SignerError> {
+        self.initial.sign(alg, message).await
+    }
+
+    fn snapshot(&self) -> Option<Arc<dyn Signer>> {
+        self.rotation.check_if_due();
+        Some(self.rotation.current())
     }
 }
 
