@@ -40,6 +40,17 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// A Key Vault route.
+    pub(crate) fn is_vault(self) -> bool {
+        matches!(
+            self,
+            Endpoint::VaultKeys
+                | Endpoint::VaultSign
+                | Endpoint::VaultCertificates
+                | Endpoint::VaultSecrets
+        )
+    }
+
     pub(crate) fn of_path(path: &str) -> Self {
         if path == crate::managed_identity::IMDS_PATH {
             Endpoint::Imds
@@ -71,7 +82,8 @@ impl Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Answer with this status and Entra's error JSON, with `Retry-After` (seconds) if given.
+    /// Answer with this status and Entra's error JSON (Key Vault's `{"error":{"code",…}}` on
+    /// vault routes), with `Retry-After` (seconds) if given.
     Status {
         /// The HTTP status, such as 429, 500 or 503.
         status: u16,
@@ -244,18 +256,35 @@ pub(crate) async fn middleware(
             retry_after,
         }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let (error, code) = if status == StatusCode::TOO_MANY_REQUESTS {
-                ("temporarily_unavailable", 50196)
+            let mut response = if endpoint.is_vault() {
+                // Key Vault's own error shape.
+                let code = match status {
+                    StatusCode::TOO_MANY_REQUESTS => "Throttled",
+                    StatusCode::UNAUTHORIZED => "Unauthorized",
+                    StatusCode::FORBIDDEN => "Forbidden",
+                    StatusCode::NOT_FOUND => "NotFound",
+                    s if s.is_server_error() => "ServiceUnavailable",
+                    _ => "BadParameter",
+                };
+                crate::errors::json_response(
+                    status,
+                    &serde_json::json!({"error": {"code": code, "message": "injected fault"}}),
+                    &correlation_id,
+                )
             } else {
-                ("temporarily_unavailable", 90033)
+                let (error, code) = if status == StatusCode::TOO_MANY_REQUESTS {
+                    ("temporarily_unavailable", 50196)
+                } else {
+                    ("temporarily_unavailable", 90033)
+                };
+                OAuthError::new(
+                    status,
+                    error,
+                    code,
+                    "injected fault: the service is unavailable",
+                )
+                .render(&correlation_id, shared.now_unix())
             };
-            let mut response = OAuthError::new(
-                status,
-                error,
-                code,
-                "injected fault: the service is unavailable",
-            )
-            .render(&correlation_id, shared.now_unix());
             if let Some(seconds) = retry_after {
                 response
                     .headers_mut()

@@ -209,6 +209,30 @@ impl Vault {
             .extend(permissions.iter().copied());
     }
 
+    /// Replaces the certificate of the current version of `name` (its key stays): a
+    /// certificate that does not belong to its key, as a broken import would leave it.
+    pub(crate) fn replace_certificate(
+        &mut self,
+        name: &str,
+        pem: &str,
+    ) -> Result<(), TestkitError> {
+        use der::{DecodePem as _, Encode as _};
+        let parsed = x509_cert::Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| TestkitError::Keys(format!("certificate PEM: {e}")))?;
+        let der = parsed
+            .to_der()
+            .map_err(|e| TestkitError::Keys(format!("certificate DER: {e}")))?;
+        let certificate = self
+            .keys
+            .get_mut(name)
+            .and_then(|versions| versions.last_mut())
+            .and_then(|version| version.certificate.as_mut())
+            .ok_or_else(|| TestkitError::Config(format!("no certificate `{name}` in the vault")))?;
+        certificate.der = der;
+        certificate.pem = pem.to_owned();
+        Ok(())
+    }
+
     /// The certificate PEM of the current version of `name`.
     pub(crate) fn certificate_pem(&self, name: &str) -> Option<String> {
         self.keys

@@ -422,6 +422,16 @@ impl Testkit {
             .ok_or_else(|| TestkitError::Keys("certificate not stored".into()))
     }
 
+    /// Gives the current version of vault certificate `name` another certificate (PEM) while
+    /// its key stays: a certificate whose public key does not match its key.
+    pub fn replace_vault_certificate(&self, name: &str, pem: &str) -> Result<(), TestkitError> {
+        self.shared
+            .vault
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace_certificate(name, pem)
+    }
+
     /// Sets a new version of secret `name` with `content_type` (e.g. a base64 PFX as
     /// `application/x-pkcs12`); returns the version.
     pub fn put_vault_secret(&self, name: &str, content_type: &str, value: &str) -> String {

@@ -513,3 +513,92 @@ async fn secret_signer_follows_new_versions() {
         Some(thumbprint(&v3))
     );
 }
+
+#[tokio::test]
+async fn vault_faults_are_retried_or_typed() {
+    use confidant_testkit::{Fault, TestCertificate};
+
+    let testkit = testkit().await;
+    testkit.grant_vault_access(
+        VAULT_READER,
+        &[
+            VaultPermission::GetCertificate,
+            VaultPermission::GetKey,
+            VaultPermission::Sign,
+        ],
+    );
+    testkit
+        .create_vault_certificate("svc", VaultKeyType::Rsa2048, true)
+        .expect("certificate");
+    let signer = signer(&testkit, "svc").await.expect("signer");
+    let retry_now = |status| Fault::Status {
+        status,
+        retry_after: Some(0),
+    };
+
+    // 429, then the signature: exactly two sign requests.
+    testkit.reset_counters();
+    testkit.inject(Endpoint::VaultSign, retry_now(429), 1);
+    let signature = signer
+        .sign(Algorithm::Ps256, b"message")
+        .await
+        .expect("after the throttle");
+    assert_eq!(signature.as_bytes().len(), 256);
+    assert_eq!(testkit.request_count(Endpoint::VaultSign), 2);
+
+    // 503 three times: two retries, then Key Vault's error, typed and retryable.
+    testkit.reset_counters();
+    testkit.inject(Endpoint::VaultSign, retry_now(503), 3);
+    let error = signer
+        .sign(Algorithm::Ps256, b"message")
+        .await
+        .expect_err("retries spent");
+    assert_eq!(error.kind(), SignerErrorKind::Remote);
+    assert!(error.is_retryable());
+    assert!(error.to_string().contains("ServiceUnavailable"), "{error}");
+    assert_eq!(testkit.request_count(Endpoint::VaultSign), 3);
+
+    // 403: not retried.
+    testkit.reset_counters();
+    testkit.inject(Endpoint::VaultSign, Fault::status(403), 1);
+    let error = signer
+        .sign(Algorithm::Ps256, b"message")
+        .await
+        .expect_err("forbidden");
+    assert!(!error.is_retryable());
+    assert_eq!(testkit.request_count(Endpoint::VaultSign), 1);
+
+    // A signature of the wrong length, and a body that is not JSON.
+    testkit.inject(
+        Endpoint::VaultSign,
+        Fault::Body(br#"{"kid":"x","value":"c2hvcnQ"}"#.to_vec()),
+        1,
+    );
+    let error = signer
+        .sign(Algorithm::Ps256, b"message")
+        .await
+        .expect_err("short signature");
+    assert!(error.to_string().contains("expected 256"), "{error}");
+    testkit.inject(Endpoint::VaultSign, Fault::Garbage, 1);
+    assert!(signer.sign(Algorithm::Ps256, b"message").await.is_err());
+
+    // An algorithm the key cannot do: refused here, nothing sent.
+    testkit.reset_counters();
+    let error = signer
+        .sign(Algorithm::Es256, b"message")
+        .await
+        .expect_err("RSA key");
+    assert_eq!(error.kind(), SignerErrorKind::UnsupportedAlgorithm);
+    assert_eq!(testkit.request_count(Endpoint::VaultSign), 0);
+
+    // A certificate that does not belong to its key.
+    let stranger = TestCertificate::generate("stranger").expect("certificate");
+    testkit
+        .replace_vault_certificate("svc", &stranger.cert_pem)
+        .expect("replace");
+    let error = self::signer(&testkit, "svc").await.expect_err("mismatch");
+    assert!(
+        error.signer_error().is_some_and(|e| e.is_key_mismatch()),
+        "{error}"
+    );
+}

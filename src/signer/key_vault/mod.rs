@@ -125,17 +125,50 @@ impl VaultClient {
         Ok(url)
     }
 
+    /// One authenticated request, retried after 429, a 5xx or a failed connection (at most
+    /// [`VAULT_RETRIES`] times, after `Retry-After` up to 10 s, else 0.5 s then 1 s).
     async fn call(&self, method: &str, url: &Url, body: Option<Vec<u8>>) -> Result<Value, Error> {
-        let token = self.tokens.get_token(&[self.scope.as_str()]).await?;
-        let response = send(
-            self.http.as_ref(),
-            method,
-            url,
-            Some(token.access_token().expose_secret()),
-            body,
-        )
-        .await?;
-        vault_json(&response)
+        let mut retries = 0;
+        loop {
+            let token = self.tokens.get_token(&[self.scope.as_str()]).await?;
+            let result = send(
+                self.http.as_ref(),
+                method,
+                url,
+                Some(token.access_token().expose_secret()),
+                body.clone(),
+            )
+            .await;
+            let transient = match &result {
+                Err(Error::Transport(e)) => e.is_retryable().then_some(None),
+                Ok(response)
+                    if response.status() == http::StatusCode::TOO_MANY_REQUESTS
+                        || response.status().is_server_error() =>
+                {
+                    Some(crate::flows::retry_after(
+                        response.headers(),
+                        std::time::SystemTime::now(),
+                    ))
+                }
+                _ => None,
+            };
+            if let Some(retry_after) = transient
+                && retries < VAULT_RETRIES
+            {
+                let delay = retry_after.map_or(VAULT_RETRY_BASE * 2u32.pow(retries), |d| {
+                    d.min(VAULT_MAX_RETRY_AFTER)
+                });
+                retries += 1;
+                tracing::debug!(
+                    retry = retries,
+                    delay_ms = delay.as_millis() as u64,
+                    "Key Vault request failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return vault_json(&result?);
+        }
     }
 }
 
@@ -150,6 +183,11 @@ pub struct KeyVaultSignerBuilder {
     api_version: String,
     rotation_check_interval: Option<Duration>,
 }
+
+/// Retries of a vault request after 429, a 5xx or a failed connection.
+const VAULT_RETRIES: u32 = 2;
+const VAULT_RETRY_BASE: Duration = Duration::from_millis(500);
+const VAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// How often a [`KeyVaultSigner`] checks for a new certificate version by default.
 pub const DEFAULT_ROTATION_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
