@@ -319,6 +319,8 @@ async fn token_from_the_testkit_binary() {
             "0",
             "--config",
             config.to_str().expect("utf-8"),
+            "--key-vault",
+            "contoso.onmicrosoft.com",
         ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -336,6 +338,16 @@ async fn token_from_the_testkit_binary() {
     let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
     assert_eq!(ready["ready"], true);
     let base = ready["base_url"].as_str().expect("base_url").to_owned();
+    assert_eq!(
+        ready["imds_endpoint"],
+        format!("{base}/metadata/identity/oauth2/token")
+    );
+    assert!(
+        ready["key_vault_url"]
+            .as_str()
+            .is_some_and(|url| url.starts_with("http://127.0.0.1:") && url != base),
+        "{ready}"
+    );
 
     let out = confidant(
         &[

@@ -26,16 +26,24 @@ enum Command {
         /// The port; 0 picks a free one.
         #[arg(long, default_value_t = 0)]
         port: u16,
-        /// A JSON configuration file (tenants, apps).
+        /// A JSON configuration file (tenants, apps, managed identities).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Also serve a Key Vault, accepting tokens of this tenant.
+        #[arg(long, value_name = "TENANT")]
+        key_vault: Option<String>,
     },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let Cli {
-        command: Command::Serve { port, config },
+        command:
+            Command::Serve {
+                port,
+                config,
+                key_vault,
+            },
     } = Cli::parse();
     let config = match config
         .map(|path| std::fs::read_to_string(&path).map_err(|e| (path, e.to_string())))
@@ -53,7 +61,11 @@ async fn main() -> ExitCode {
             }
         },
     };
-    let testkit = match Testkit::builder().config(config).port(port).start().await {
+    let mut builder = Testkit::builder().config(config).port(port);
+    if let Some(tenant) = key_vault {
+        builder = builder.key_vault(tenant);
+    }
+    let testkit = match builder.start().await {
         Ok(testkit) => testkit,
         Err(e) => {
             eprintln!("confidant-testkit: {e}");
@@ -66,6 +78,7 @@ async fn main() -> ExitCode {
         "imds_endpoint": testkit.imds_endpoint(),
         "app_service_endpoint": testkit.app_service_endpoint(),
         "app_service_identity_header": testkit.app_service_identity_header(),
+        "key_vault_url": testkit.key_vault_url(),
     });
     println!("{ready}");
     wait_for_shutdown().await;
