@@ -55,7 +55,7 @@ pub use crate::signer::{
     Algorithm, Backend, Certificate, KeyVaultCertificate, KeyVaultSecretSigner, KeyVaultSigner,
     PemSigner, Pkcs12Signer, Signature, Signer, SignerError, SignerErrorKind, SignerOptions,
 };
-pub use crate::token_source::{StaticToken, TokenSource};
+pub use crate::token_source::{StaticToken, TokenRequest, TokenSource};
 
 /// The `async-trait` attribute, re-exported for implementing [`Signer`] and
 /// [`http::HttpClient`] without a version match.

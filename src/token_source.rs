@@ -10,31 +10,80 @@ use async_trait::async_trait;
 
 use crate::cache::CachedToken;
 use crate::error::Error;
-use crate::flows::{AuthenticationResult, ConfidentialClient, TokenOrigin};
+use crate::flows::{
+    AuthenticationResult, ClientCredentialsRequest, ConfidentialClient, TokenOrigin,
+};
 use crate::secret::AccessToken;
+
+/// What a [`TokenSource`] is asked for: scopes, and when a cached token will not do, a forced
+/// refresh or a claims challenge (a resource's CAE or step-up answer).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRequest {
+    /// The scopes, such as `["https://vault.azure.net/.default"]`.
+    pub scopes: Vec<String>,
+    /// Skip the cache.
+    pub force_refresh: bool,
+    /// A claims challenge (JSON) from the resource; implies skipping the cache.
+    pub claims: Option<String>,
+}
+
+impl TokenRequest {
+    /// A request for `scopes`.
+    pub fn new<S: AsRef<str>>(scopes: &[S]) -> Self {
+        Self {
+            scopes: scopes.iter().map(|s| s.as_ref().to_owned()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Skips the cache.
+    pub fn force_refresh(mut self, force: bool) -> Self {
+        self.force_refresh = force;
+        self
+    }
+
+    /// Sends a claims challenge (and skips the cache).
+    pub fn claims(mut self, claims: impl Into<String>) -> Self {
+        self.claims = Some(claims.into());
+        self
+    }
+}
 
 /// Access tokens by scope, with their expiry.
 ///
-/// Implemented by [`ConfidentialClient`] (client credentials) and [`StaticToken`]; implement it
-/// for any other way your service obtains tokens.
+/// Implemented by [`ConfidentialClient`] (client credentials),
+/// [`ManagedIdentity`](crate::ManagedIdentity) and [`StaticToken`]; implement
+/// [`token`](Self::token) for any other way your service obtains tokens.
 #[async_trait]
 pub trait TokenSource: fmt::Debug + Send + Sync {
+    /// A token for the request: from a cache when one is fresh and neither a refresh nor
+    /// claims were asked for.
+    async fn token(&self, request: &TokenRequest) -> Result<AuthenticationResult, Error>;
+
     /// A token valid for `scopes` (e.g. `["https://vault.azure.net/.default"]`), from a cache
     /// when one is fresh.
-    async fn get_token(&self, scopes: &[&str]) -> Result<AuthenticationResult, Error>;
+    async fn get_token(&self, scopes: &[&str]) -> Result<AuthenticationResult, Error> {
+        self.token(&TokenRequest::new(scopes)).await
+    }
 }
 
 #[async_trait]
 impl TokenSource for ConfidentialClient {
-    async fn get_token(&self, scopes: &[&str]) -> Result<AuthenticationResult, Error> {
-        self.acquire_token_for_client(scopes).await
+    async fn token(&self, request: &TokenRequest) -> Result<AuthenticationResult, Error> {
+        let mut client_request =
+            ClientCredentialsRequest::new(&request.scopes).force_refresh(request.force_refresh);
+        if let Some(claims) = &request.claims {
+            client_request = client_request.claims(claims.clone());
+        }
+        self.acquire_token_for_client_with(&client_request).await
     }
 }
 
 #[async_trait]
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
-    async fn get_token(&self, scopes: &[&str]) -> Result<AuthenticationResult, Error> {
-        (**self).get_token(scopes).await
+    async fn token(&self, request: &TokenRequest) -> Result<AuthenticationResult, Error> {
+        (**self).token(request).await
     }
 }
 
@@ -68,7 +117,9 @@ impl StaticToken {
 
 #[async_trait]
 impl TokenSource for StaticToken {
-    async fn get_token(&self, _scopes: &[&str]) -> Result<AuthenticationResult, Error> {
+    /// The one token, whatever is asked; a refresh or claims cannot be honoured, so the token
+    /// is still returned and the resource decides.
+    async fn token(&self, _request: &TokenRequest) -> Result<AuthenticationResult, Error> {
         if self.token.expires_on() <= SystemTime::now() {
             return Err(Error::Configuration(
                 "the static token has expired".to_owned(),

@@ -19,7 +19,7 @@ use crate::flows::{AuthenticationResult, TokenOrigin};
 use crate::http::{HttpClient, ReqwestClient, check_endpoint};
 use crate::secret::AccessToken;
 use crate::server_error::ServerError;
-use crate::token_source::TokenSource;
+use crate::token_source::{TokenRequest, TokenSource};
 
 /// IMDS's address: plain `http` on a link-local address, the one exception to the https rule.
 const IMDS_ORIGIN: &str = "http://169.254.169.254";
@@ -261,17 +261,34 @@ impl ManagedIdentity {
         };
         Ok(AuthenticationResult::from_shared(token, origin))
     }
+
+    /// A new token for `resource`, past the cache (which it then replaces).
+    async fn acquire_token_fresh(&self, resource: &str) -> Result<AuthenticationResult, Error> {
+        let resource = resource_of(resource)?;
+        let inner = &self.inner;
+        let key = CacheKey::new(Arc::clone(&inner.partition), &[resource.as_str()]);
+        let token = fetch(Arc::clone(inner), key, resource).await?;
+        Ok(AuthenticationResult::from_shared(
+            token,
+            TokenOrigin::IdentityProvider,
+        ))
+    }
 }
 
 #[async_trait]
 impl TokenSource for ManagedIdentity {
     /// One scope (`{resource}/.default`) or resource; managed identity cannot combine several.
-    async fn get_token(&self, scopes: &[&str]) -> Result<AuthenticationResult, Error> {
-        match scopes {
-            [scope] => self.acquire_token(scope).await,
-            _ => Err(Error::Configuration(
+    /// The endpoints take no claims: a claims challenge skips the cache like a forced refresh.
+    async fn token(&self, request: &TokenRequest) -> Result<AuthenticationResult, Error> {
+        let [scope] = request.scopes.as_slice() else {
+            return Err(Error::Configuration(
                 "managed identity takes exactly one scope (`{resource}/.default`)".into(),
-            )),
+            ));
+        };
+        if request.force_refresh || request.claims.is_some() {
+            self.acquire_token_fresh(scope).await
+        } else {
+            self.acquire_token(scope).await
         }
     }
 }

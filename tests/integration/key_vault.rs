@@ -568,6 +568,26 @@ async fn vault_faults_are_retried_or_typed() {
     assert!(!error.is_retryable());
     assert_eq!(testkit.request_count(Endpoint::VaultSign), 1);
 
+    // 401 although a token was sent (revoked): one new token past the cache, then the
+    // signature. Twice in a row: the error, after that one new token.
+    testkit.reset_counters();
+    testkit.inject(Endpoint::VaultSign, Fault::status(401), 1);
+    signer
+        .sign(Algorithm::Ps256, b"message")
+        .await
+        .expect("after a new token");
+    assert_eq!(testkit.request_count(Endpoint::VaultSign), 2);
+    assert_eq!(
+        testkit.request_count(Endpoint::Token),
+        1,
+        "a new token, not the cached one"
+    );
+    testkit.reset_counters();
+    testkit.inject(Endpoint::VaultSign, Fault::status(401), 2);
+    assert!(signer.sign(Algorithm::Ps256, b"message").await.is_err());
+    assert_eq!(testkit.request_count(Endpoint::VaultSign), 2);
+    assert_eq!(testkit.request_count(Endpoint::Token), 1);
+
     // A signature of the wrong length, and a body that is not JSON.
     testkit.inject(
         Endpoint::VaultSign,

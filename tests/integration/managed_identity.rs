@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use confidant::credential::RetryPolicy;
 use confidant::{
-    ErrorKind, ManagedIdentity, ManagedIdentityId, ManagedIdentitySource, ManualClock, TokenSource,
+    ErrorKind, ManagedIdentity, ManagedIdentityId, ManagedIdentitySource, ManualClock,
+    TokenRequest, TokenSource,
 };
 use confidant_testkit::{Config, Endpoint, Fault, ManagedIdentityConfig, Testkit};
 
@@ -88,6 +89,21 @@ async fn imds_system_assigned_token_is_requested_once_and_cached() {
     let second = identity.acquire_token(VAULT).await.expect("cached");
     assert!(second.is_from_cache());
     assert_eq!(testkit.request_count(Endpoint::Imds), 1);
+
+    // A forced refresh or a claims challenge goes past the cache and replaces the token.
+    for request in [
+        TokenRequest::new(&[VAULT]).force_refresh(true),
+        TokenRequest::new(&[VAULT]).claims(r#"{"access_token":{"nbf":{"essential":true}}}"#),
+    ] {
+        let fresh = identity.token(&request).await.expect("fresh");
+        assert!(!fresh.is_from_cache());
+        let cached = identity.acquire_token(VAULT).await.expect("cached");
+        assert_eq!(
+            cached.access_token().expose_secret(),
+            fresh.access_token().expose_secret()
+        );
+    }
+    assert_eq!(testkit.request_count(Endpoint::Imds), 3);
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use url::Url;
 use super::{Algorithm, Certificate, Signature, Signer, SignerError, SignerErrorKind};
 use crate::error::Error;
 use crate::http::{HttpClient, ReqwestClient, check_endpoint, is_loopback};
-use crate::token_source::TokenSource;
+use crate::token_source::{TokenRequest, TokenSource};
 
 mod rotation;
 
@@ -129,8 +129,10 @@ impl VaultClient {
     /// [`VAULT_RETRIES`] times, after `Retry-After` up to 10 s, else 0.5 s then 1 s).
     async fn call(&self, method: &str, url: &Url, body: Option<Vec<u8>>) -> Result<Value, Error> {
         let mut retries = 0;
+        let mut request = TokenRequest::new(&[self.scope.as_str()]);
+        let mut reauthenticated = false;
         loop {
-            let token = self.tokens.get_token(&[self.scope.as_str()]).await?;
+            let token = self.tokens.token(&request).await?;
             let result = send(
                 self.http.as_ref(),
                 method,
@@ -152,6 +154,23 @@ impl VaultClient {
                 }
                 _ => None,
             };
+            // A token the vault no longer accepts (revoked, or a claims challenge): one more
+            // try with a new token, never with the same one.
+            if let Ok(response) = &result
+                && response.status() == http::StatusCode::UNAUTHORIZED
+                && !reauthenticated
+            {
+                reauthenticated = true;
+                request = request.force_refresh(true);
+                if let Some(claims) = challenge_claims(response) {
+                    request = request.claims(claims);
+                }
+                tracing::debug!(
+                    claims = request.claims.is_some(),
+                    "Key Vault refused the token; asking for a new one"
+                );
+                continue;
+            }
             if let Some(retry_after) = transient
                 && retries < VAULT_RETRIES
             {
@@ -641,6 +660,28 @@ fn check_key(jwk: &Value, certificate: &Certificate) -> Result<(Vec<Algorithm>, 
 
 /// The scope from a Key Vault `401` challenge: `scope`, else `resource` + `/.default`; the
 /// resource's host must be a DNS suffix of the vault's (loopback vaults excepted).
+/// A parameter of a `Bearer` challenge (`key="value"`, comma-separated).
+fn challenge_parameter(header: &str, name: &str) -> Option<String> {
+    let rest = header.strip_prefix("Bearer ")?;
+    rest.split(',').find_map(|part| {
+        let (key, value) = part.trim().split_once('=')?;
+        (key.trim() == name).then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// The claims challenge of a `401` from the vault (CAE: the token was revoked or the policy
+/// changed), decoded from its standard base64.
+fn challenge_claims(response: &http::Response<Vec<u8>>) -> Option<String> {
+    let header = response
+        .headers()
+        .get(http::header::WWW_AUTHENTICATE)?
+        .to_str()
+        .ok()?;
+    let encoded = challenge_parameter(header, "claims")?;
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    String::from_utf8(decoded).ok()
+}
+
 fn challenge_scope(probe: &http::Response<Vec<u8>>, vault: &Url) -> Result<String, Error> {
     let header = probe
         .headers()
@@ -653,13 +694,7 @@ fn challenge_scope(probe: &http::Response<Vec<u8>>, vault: &Url) -> Result<Strin
                 probe.status().as_u16()
             ))
         })?;
-    let parameter = |name: &str| -> Option<String> {
-        let rest = header.strip_prefix("Bearer ")?;
-        rest.split(',').find_map(|part| {
-            let (key, value) = part.trim().split_once('=')?;
-            (key.trim() == name).then(|| value.trim().trim_matches('"').to_owned())
-        })
-    };
+    let parameter = |name: &str| challenge_parameter(header, name);
     let scope = match (parameter("scope"), parameter("resource")) {
         (Some(scope), _) => scope,
         (None, Some(resource)) => format!("{}/.default", resource.trim_end_matches('/')),
@@ -837,6 +872,24 @@ mod tests {
 
     fn vault(url: &str) -> Url {
         Url::parse(url).expect("url")
+    }
+
+    #[test]
+    fn claims_from_a_cae_challenge() {
+        let claims = r#"{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}"#;
+        let header = format!(
+            r#"Bearer authorization="https://login.microsoftonline.com/t", error="insufficient_claims", claims="{}""#,
+            STANDARD.encode(claims)
+        );
+        assert_eq!(
+            challenge_claims(&challenge(&header)).as_deref(),
+            Some(claims)
+        );
+        assert_eq!(
+            challenge_claims(&challenge(r#"Bearer resource="https://vault.azure.net""#)),
+            None
+        );
+        assert_eq!(challenge_claims(&challenge(r#"Bearer claims="%%%""#)), None);
     }
 
     #[test]
