@@ -2,7 +2,6 @@
 //! scale sets; the identity endpoint on App Service, Functions and Container Apps), with the
 //! retry table of WIRE.md section 6, a cache with half-life refresh and one request per expiry.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -205,17 +204,34 @@ struct Inner {
     partition: Arc<str>,
 }
 
+/// Reads one environment variable.
+type VarLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Configures a [`ManagedIdentity`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ManagedIdentityBuilder {
     id: ManagedIdentityId,
     imds: Option<String>,
     app_service: Option<(String, Zeroizing<String>)>,
-    environment: Option<HashMap<String, String>>,
+    vars: Option<VarLookup>,
     http: Option<Arc<dyn HttpClient>>,
     clock: Option<Arc<dyn Clock>>,
     retry: RetryPolicy,
     cache: Option<Arc<TokenCache>>,
+}
+
+impl fmt::Debug for ManagedIdentityBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagedIdentityBuilder")
+            .field("id", &self.id)
+            .field("imds", &self.imds)
+            .field(
+                "app_service",
+                &self.app_service.as_ref().map(|(url, _)| url),
+            )
+            .field("vars", &self.vars.as_ref().map(|_| "custom"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl ManagedIdentity {
@@ -332,20 +348,14 @@ impl ManagedIdentityBuilder {
         self
     }
 
-    /// Detects the source from these variables instead of the process environment (the same
-    /// names: `IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, `AZURE_POD_IDENTITY_AUTHORITY_HOST`, ...).
-    pub fn environment<I, K, V>(mut self, variables: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        self.environment = Some(
-            variables
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        );
+    /// Detects the source by reading variables through `var` instead of the process
+    /// environment (tests, embedding): the same names (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`,
+    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST`, ...) and rules.
+    pub fn from_vars(
+        mut self,
+        var: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.vars = Some(Box::new(var));
         self
     }
 
@@ -381,8 +391,8 @@ impl ManagedIdentityBuilder {
                 url: check_endpoint(&url)?,
                 header: Arc::new(header),
             },
-            (None, None) => match self.environment {
-                Some(vars) => detect(|name| vars.get(name).cloned())?,
+            (None, None) => match &self.vars {
+                Some(var) => detect(var)?,
                 None => detect(|name| std::env::var(name).ok())?,
             },
         };

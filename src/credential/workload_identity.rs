@@ -84,24 +84,12 @@ pub struct WorkloadIdentity {
 impl WorkloadIdentity {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_vars(|name| std::env::var(name).ok())
     }
 
-    /// Reads these variables instead of the process environment.
-    pub fn from_environment<I, K, V>(variables: I) -> Result<Self, Error>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        let vars: std::collections::HashMap<String, String> = variables
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        Self::from_lookup(|name| vars.get(name).cloned())
-    }
-
-    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+    /// Reads the variables through `var` instead of the process environment (tests,
+    /// embedding), with the same rules.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let required = |name: &str| {
             var(name)
                 .map(|v| v.trim().to_owned())
@@ -169,13 +157,22 @@ impl WorkloadIdentity {
 mod tests {
     use super::*;
 
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
     #[test]
     fn environment_is_read_and_checked() {
-        let identity = WorkloadIdentity::from_environment([
+        let identity = WorkloadIdentity::from_vars(lookup(&[
             ("AZURE_CLIENT_ID", "c"),
             ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
             ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"),
-        ])
+        ]))
         .expect("complete");
         assert_eq!(identity.authority_host(), DEFAULT_AUTHORITY_HOST);
         assert_eq!(
@@ -186,12 +183,12 @@ mod tests {
                 .as_str(),
             "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
         );
-        let gov = WorkloadIdentity::from_environment([
+        let gov = WorkloadIdentity::from_vars(lookup(&[
             ("AZURE_CLIENT_ID", "c"),
             ("AZURE_TENANT_ID", "t"),
             ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
             ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us"),
-        ])
+        ]))
         .expect("gov");
         assert_eq!(gov.authority_host(), "https://login.microsoftonline.us/");
         for missing in [
@@ -207,15 +204,15 @@ mod tests {
             .into_iter()
             .filter(|(k, _)| *k != missing)
             .collect();
-            let e = WorkloadIdentity::from_environment(vars).expect_err(missing);
+            let e = WorkloadIdentity::from_vars(lookup(&vars)).expect_err(missing);
             assert!(e.to_string().contains(missing), "{e}");
         }
-        let http = WorkloadIdentity::from_environment([
+        let http = WorkloadIdentity::from_vars(lookup(&[
             ("AZURE_CLIENT_ID", "c"),
             ("AZURE_TENANT_ID", "t"),
             ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
             ("AZURE_AUTHORITY_HOST", "http://login.example/"),
-        ])
+        ]))
         .expect("parsed");
         assert!(http.authority().is_err(), "http to a public host");
     }

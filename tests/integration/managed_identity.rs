@@ -43,6 +43,18 @@ fn imds(testkit: &Testkit, id: ManagedIdentityId) -> ManagedIdentity {
         .expect("managed identity")
 }
 
+/// A variable lookup over these pairs, as `from_vars` takes it.
+fn vars<const N: usize>(
+    pairs: [(&'static str, String); N],
+) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
 fn claims(token: &confidant::AuthenticationResult) -> serde_json::Value {
     decode_parts(token.access_token().expose_secret()).1
 }
@@ -170,13 +182,13 @@ async fn app_service_endpoint_with_its_header() {
     let testkit = testkit().await;
     let orders = testkit.managed_identity(Some("orders")).expect("orders");
     let identity = ManagedIdentity::builder()
-        .environment([
+        .from_vars(vars([
             ("IDENTITY_ENDPOINT", testkit.app_service_endpoint()),
             (
                 "IDENTITY_HEADER",
                 testkit.app_service_identity_header().to_owned(),
             ),
-        ])
+        ]))
         .id(ManagedIdentityId::ObjectId(orders.object_id.clone()))
         .retry_policy(fast())
         .build()
@@ -330,10 +342,10 @@ async fn unreachable_imds_is_a_transport_error_after_the_retries() {
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
     let identity = ManagedIdentity::builder()
-        .environment([(
+        .from_vars(vars([(
             "AZURE_POD_IDENTITY_AUTHORITY_HOST",
             format!("http://127.0.0.1:{port}"),
-        )])
+        )]))
         .retry_policy(fast())
         .build()
         .expect("identity");
@@ -410,11 +422,11 @@ async fn misconfiguration_is_refused_before_any_request() {
         .expect_err("http to a public host");
     assert_eq!(error.kind(), ErrorKind::InvalidEndpoint);
     let error = ManagedIdentity::builder()
-        .environment([
-            ("IDENTITY_ENDPOINT", "https://10.0.0.4:2377/"),
-            ("IDENTITY_HEADER", "h"),
-            ("IDENTITY_SERVER_THUMBPRINT", "AB"),
-        ])
+        .from_vars(vars([
+            ("IDENTITY_ENDPOINT", "https://10.0.0.4:2377/".to_owned()),
+            ("IDENTITY_HEADER", "h".to_owned()),
+            ("IDENTITY_SERVER_THUMBPRINT", "AB".to_owned()),
+        ]))
         .build()
         .expect_err("service fabric");
     assert_eq!(error.kind(), ErrorKind::Configuration);

@@ -79,7 +79,7 @@ fn external_token(testkit: &Testkit, sub: &str, lifetime: i64) -> String {
 }
 
 fn identity(testkit: &Testkit, file: &TokenFile) -> WorkloadIdentity {
-    WorkloadIdentity::from_environment([
+    let vars = [
         ("AZURE_CLIENT_ID", CLIENT.to_owned()),
         ("AZURE_TENANT_ID", TENANT.to_owned()),
         (
@@ -87,7 +87,12 @@ fn identity(testkit: &Testkit, file: &TokenFile) -> WorkloadIdentity {
             file.path().display().to_string(),
         ),
         ("AZURE_AUTHORITY_HOST", format!("{}/", testkit.base_url())),
-    ])
+    ];
+    WorkloadIdentity::from_vars(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
     .expect("environment")
 }
 
