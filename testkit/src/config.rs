@@ -22,6 +22,8 @@ pub struct Config {
     pub certificate_authorities: Vec<String>,
     /// Managed identities served by the IMDS and App Service endpoints.
     pub managed_identities: Vec<ManagedIdentityConfig>,
+    /// Users who can sign in at `/authorize` (no UI: `login_hint` picks one).
+    pub users: Vec<UserConfig>,
     /// Lifetime of managed-identity tokens in seconds (about 24 hours, as in Azure).
     pub managed_identity_token_lifetime_secs: u64,
 }
@@ -34,6 +36,7 @@ impl Default for Config {
             token_lifetime_secs: 3599,
             certificate_authorities: Vec::new(),
             managed_identities: Vec::new(),
+            users: Vec::new(),
             managed_identity_token_lifetime_secs: 86_399,
         }
     }
@@ -60,6 +63,12 @@ impl Config {
     /// Sets the access-token lifetime.
     pub fn token_lifetime_secs(mut self, secs: u64) -> Self {
         self.token_lifetime_secs = secs;
+        self
+    }
+
+    /// Adds a user.
+    pub fn user(mut self, user: UserConfig) -> Self {
+        self.users.push(user);
         self
     }
 
@@ -234,6 +243,18 @@ impl AppConfig {
         self
     }
 
+    /// Exposes delegated scopes (this app as a resource), such as `Accounts.Read`.
+    pub fn scopes(mut self, scopes: &[&str]) -> Self {
+        self.scopes.extend(scopes.iter().map(|s| (*s).to_owned()));
+        self
+    }
+
+    /// Registers a redirect URI for the authorization code flow.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uris.push(uri.into());
+        self
+    }
+
     /// Sets `accessTokenAcceptedVersion` (1 or 2).
     pub fn access_token_version(mut self, version: u8) -> Self {
         self.access_token_version = Some(version);
@@ -359,6 +380,53 @@ impl ManagedIdentityConfig {
     /// Sets the client id instead of deriving it.
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
         self.client_id = Some(client_id.into());
+        self
+    }
+}
+
+/// A user who can sign in at `/authorize`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct UserConfig {
+    /// The sign-in name (`preferred_username`), such as `alice@contoso.com`; `login_hint` picks
+    /// the user by it.
+    pub username: String,
+    /// The user's home tenant (id or domain).
+    pub tenant: String,
+    /// The display name (`name`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The object id (`oid`); derived from the tenant and username when absent.
+    #[serde(default)]
+    pub object_id: Option<String>,
+    /// Whether the user has a second factor registered: an `acrs` step-up or an MFA user flow
+    /// succeeds (adding `mfa` to `amr`) only then.
+    #[serde(default)]
+    pub mfa: bool,
+}
+
+impl UserConfig {
+    /// A user without a second factor.
+    pub fn new(username: impl Into<String>, tenant: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            tenant: tenant.into(),
+            name: None,
+            object_id: None,
+            mfa: false,
+        }
+    }
+
+    /// Registers a second factor.
+    pub fn with_mfa(mut self) -> Self {
+        self.mfa = true;
+        self
+    }
+
+    /// Sets the display name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 }

@@ -37,6 +37,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/{tenant}/oauth2/token", post(token_v1))
         .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(crate::user_flows::authorize),
+        )
+        .route(
             "/{tenant}/{policy}/v2.0/.well-known/openid-configuration",
             get(discovery_b2c),
         )
@@ -336,7 +340,8 @@ fn token_response(
 ) -> Result<Value, OAuthError> {
     let form = parse_form(headers, body)?;
     let grant_type = required(&form, "grant_type")?;
-    if grant_type != "client_credentials" {
+    let user_grant = matches!(grant_type, "authorization_code" | "refresh_token");
+    if !user_grant && grant_type != "client_credentials" {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -385,6 +390,21 @@ fn token_response(
         }
     );
     let acr = authenticate(shared, &app, &form, basic.map(|(_, s)| s), &endpoint)?;
+    match grant_type {
+        "authorization_code" if version == Version::V2 => {
+            return crate::user_flows::redeem_code(shared, &app, acr, &form);
+        }
+        "refresh_token" if version == Version::V2 => {
+            return crate::user_flows::redeem_refresh_token(shared, &app, acr, &form);
+        }
+        _ if user_grant => {
+            return Err(OAuthError::invalid_request(
+                900144,
+                "The testkit's v1 endpoint serves client credentials only.",
+            ));
+        }
+        _ => {}
+    }
 
     let resource_name = match version {
         Version::V2 => {

@@ -10,6 +10,9 @@ pub(crate) struct OAuthError {
     pub(crate) error: &'static str,
     pub(crate) code: u32,
     pub(crate) message: String,
+    pub(crate) suberror: Option<&'static str>,
+    /// A claims challenge to relay (JSON).
+    pub(crate) claims: Option<String>,
 }
 
 impl OAuthError {
@@ -24,7 +27,26 @@ impl OAuthError {
             error,
             code,
             message: message.into(),
+            suberror: None,
+            claims: None,
         }
+    }
+
+    /// `invalid_grant`, 400.
+    pub(crate) fn invalid_grant(code: u32, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", code, message)
+    }
+
+    /// Adds a `suberror`.
+    pub(crate) fn suberror(mut self, suberror: &'static str) -> Self {
+        self.suberror = Some(suberror);
+        self
+    }
+
+    /// Adds the `claims` the client must ask for.
+    pub(crate) fn with_claims(mut self, claims: impl Into<String>) -> Self {
+        self.claims = Some(claims.into());
+        self
     }
 
     pub(crate) fn invalid_request(code: u32, message: impl Into<String>) -> Self {
@@ -43,7 +65,7 @@ impl OAuthError {
             "AADSTS{}: {}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {timestamp}",
             self.code, self.message
         );
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "error": self.error,
             "error_description": description,
             "error_codes": [self.code],
@@ -52,6 +74,12 @@ impl OAuthError {
             "correlation_id": correlation_id,
             "error_uri": format!("https://login.microsoftonline.com/error?code={}", self.code),
         });
+        if let Some(suberror) = self.suberror {
+            body["suberror"] = serde_json::json!(suberror);
+        }
+        if let Some(claims) = &self.claims {
+            body["claims"] = serde_json::json!(claims);
+        }
         json_response(self.status, &body, correlation_id)
     }
 }

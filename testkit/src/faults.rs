@@ -31,6 +31,8 @@ pub enum Endpoint {
     VaultCertificates,
     /// Key Vault `GET /secrets/...`.
     VaultSecrets,
+    /// `/{tenant}/oauth2/v2.0/authorize`.
+    Authorize,
     /// The IMDS managed-identity endpoint.
     Imds,
     /// The App Service managed-identity endpoint.
@@ -66,6 +68,8 @@ impl Endpoint {
             Endpoint::VaultCertificates
         } else if path.starts_with("/secrets/") {
             Endpoint::VaultSecrets
+        } else if path.ends_with("/oauth2/v2.0/authorize") {
+            Endpoint::Authorize
         } else if path.ends_with("/oauth2/v2.0/token") || path.ends_with("/oauth2/token") {
             Endpoint::Token
         } else if path.ends_with("/.well-known/openid-configuration") {

@@ -44,10 +44,11 @@ mod keyvault;
 mod managed_identity;
 mod pfx;
 mod registry;
+mod user_flows;
 
 pub use crate::config::{
     AppConfig, Config, FederatedCredential, ManagedIdentityConfig, SecretConfig, TenantConfig,
-    TrustedSubject,
+    TrustedSubject, UserConfig,
 };
 pub use crate::faults::{Endpoint, Fault, RecordedRequest};
 pub use crate::keys::{TestCa, TestCertificate};
@@ -82,6 +83,8 @@ pub(crate) struct Shared {
     pub(crate) vault: RwLock<keyvault::Vault>,
     /// The App Service host's `IDENTITY_HEADER` secret.
     pub(crate) identity_header: String,
+    /// Authorization codes, refresh tokens, and the tests' switches for user flows.
+    pub(crate) sessions: Mutex<user_flows::Sessions>,
     clock: RwLock<ClockFn>,
 }
 
@@ -175,6 +178,7 @@ impl TestkitBuilder {
             replay: Mutex::new(assertion::ReplayCache::default()),
             vault: RwLock::new(vault),
             identity_header: uuid::Uuid::new_v4().simple().to_string(),
+            sessions: Mutex::new(user_flows::Sessions::default()),
             clock: RwLock::new(self.clock.unwrap_or_else(|| Arc::new(SystemTime::now))),
         });
         let router = entra::router(Arc::clone(&shared));
@@ -441,6 +445,49 @@ impl Testkit {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .put_secret(name, content_type, value, now)
+    }
+
+    /// The v2.0 authorize endpoint for `tenant`.
+    pub fn authorize_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/authorize", self.shared.base_url)
+    }
+
+    /// Adds (or replaces) a user while running.
+    pub fn add_user(&self, user: UserConfig) {
+        self.shared
+            .registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add_user(&user);
+    }
+
+    /// The object id (`oid`) of user `username` in `tenant`.
+    pub fn user_object_id(&self, tenant: &str, username: &str) -> Option<String> {
+        let registry = self.shared.registry.read().unwrap_or_else(|p| p.into_inner());
+        let tid = registry.tenant_id(tenant);
+        registry.user(&tid, Some(username)).map(|u| u.oid)
+    }
+
+    /// Revokes every refresh token of user `username` in `tenant` (sign-out everywhere,
+    /// password reset, admin revocation); returns how many sign-ins were revoked.
+    pub fn revoke_refresh_tokens(&self, tenant: &str, username: &str) -> usize {
+        let Some(oid) = self.user_object_id(tenant, username) else {
+            return 0;
+        };
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .revoke_user(&oid)
+    }
+
+    /// Makes user `username` decline (or, with `false`, accept again) the consent prompt.
+    pub fn decline_consent(&self, username: &str, decline: bool) {
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .decline_consent(username, decline);
     }
 
     /// The IMDS token endpoint (`{base}/metadata/identity/oauth2/token`); its origin is what

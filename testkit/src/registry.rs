@@ -195,6 +195,17 @@ pub(crate) struct Registry {
     pub(crate) token_lifetime_secs: u64,
     pub(crate) identities: Vec<crate::ManagedIdentityInfo>,
     pub(crate) identity_lifetime_secs: u64,
+    users: Vec<User>,
+}
+
+/// A user, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct User {
+    pub(crate) username: String,
+    pub(crate) tid: String,
+    pub(crate) oid: String,
+    pub(crate) name: String,
+    pub(crate) mfa: bool,
 }
 
 impl Registry {
@@ -206,6 +217,7 @@ impl Registry {
             token_lifetime_secs: config.token_lifetime_secs,
             identities: Vec::new(),
             identity_lifetime_secs: config.managed_identity_token_lifetime_secs,
+            users: Vec::new(),
         };
         if config.managed_identity_token_lifetime_secs < 300 {
             return Err(TestkitError::Config(
@@ -237,6 +249,9 @@ impl Registry {
         }
         for app in &config.apps {
             registry.register(app.clone())?;
+        }
+        for user in &config.users {
+            registry.add_user(user);
         }
         for (i, identity) in config.managed_identities.iter().enumerate() {
             let resolved = crate::ManagedIdentityInfo::resolve(identity, &registry);
@@ -299,6 +314,37 @@ impl Registry {
             return id.clone();
         }
         derived_guid(&["tenant", &lower])
+    }
+
+    /// Adds (or replaces) a user.
+    pub(crate) fn add_user(&mut self, config: &crate::config::UserConfig) {
+        let tid = self.tenant_id(&config.tenant);
+        let username = config.username.clone();
+        let user = User {
+            oid: config
+                .object_id
+                .clone()
+                .unwrap_or_else(|| derived_guid(&["user", &tid, &username.to_ascii_lowercase()])),
+            name: config.name.clone().unwrap_or_else(|| username.clone()),
+            mfa: config.mfa,
+            tid,
+            username,
+        };
+        self.users
+            .retain(|u| !(u.tid == user.tid && u.username.eq_ignore_ascii_case(&user.username)));
+        self.users.push(user);
+    }
+
+    /// The user `username` in tenant `tid`; with no name, the tenant's only user.
+    pub(crate) fn user(&self, tid: &str, username: Option<&str>) -> Option<User> {
+        let mut in_tenant = self.users.iter().filter(|u| u.tid == tid);
+        match username {
+            Some(name) => in_tenant.find(|u| u.username.eq_ignore_ascii_case(name)).cloned(),
+            None => {
+                let first = in_tenant.next()?;
+                in_tenant.next().is_none().then(|| first.clone())
+            }
+        }
     }
 
     pub(crate) fn app(&self, client_id: &str) -> Option<Arc<App>> {
