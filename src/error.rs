@@ -38,6 +38,14 @@ pub enum Error {
     /// document without `token_endpoint`, or whose `issuer` differs from the one asked for).
     #[error("invalid response: {0}")]
     InvalidResponse(String),
+    /// The redirect back from `/authorize` does not belong to the flow: `state` differs (a
+    /// forged or replayed callback), or it carries no code.
+    #[error("invalid authorization response: {0}")]
+    AuthorizationResponse(String),
+    /// The ID token of a sign-in failed validation (signature, issuer, audience, nonce,
+    /// lifetime); nothing from that response was kept.
+    #[error("invalid ID token: {0}")]
+    IdToken(crate::validator::ValidationError),
 }
 
 impl From<ServerError> for Error {
@@ -60,6 +68,10 @@ pub enum ErrorKind {
     Transport,
     /// See [`Error::InvalidResponse`].
     InvalidResponse,
+    /// See [`Error::AuthorizationResponse`].
+    AuthorizationResponse,
+    /// See [`Error::IdToken`].
+    IdToken,
     /// See [`Error::Server`]; the class says which kind of refusal or failure.
     Server(ServerErrorClass),
 }
@@ -73,6 +85,8 @@ impl ErrorKind {
             ErrorKind::Configuration => "configuration",
             ErrorKind::Transport => "transport",
             ErrorKind::InvalidResponse => "invalid_response",
+            ErrorKind::AuthorizationResponse => "invalid_authorization_response",
+            ErrorKind::IdToken => "invalid_id_token",
             ErrorKind::Server(class) => class.as_str(),
         }
     }
@@ -93,6 +107,8 @@ impl Error {
             Error::Configuration(_) => ErrorKind::Configuration,
             Error::Transport(_) => ErrorKind::Transport,
             Error::InvalidResponse(_) => ErrorKind::InvalidResponse,
+            Error::AuthorizationResponse(_) => ErrorKind::AuthorizationResponse,
+            Error::IdToken(_) => ErrorKind::IdToken,
             Error::Server(e) => ErrorKind::Server(e.class()),
         }
     }

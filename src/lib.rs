@@ -46,8 +46,9 @@ pub use crate::error::{Error, ErrorKind};
 #[doc(hidden)]
 pub use crate::flows::bench_support as __bench_support;
 pub use crate::flows::{
-    AuthenticationResult, ClientBuilder, ClientCredentialsRequest, ConfidentialClient,
-    NoCredential, TokenOrigin, WithCredential,
+    Account, AuthCodeFlow, AuthenticationResult, AuthorizationRequest, AuthorizationResponse,
+    ClientBuilder, ClientCredentialsRequest, ConfidentialClient, NoCredential, ResponseMode,
+    TokenOrigin, WithCredential,
 };
 pub use crate::secret::{AccessToken, ClientSecret, Password};
 pub use crate::server_error::{ServerError, ServerErrorClass};

@@ -24,6 +24,9 @@ pub enum ServerErrorClass {
     InteractionRequired,
     /// The request was malformed (`invalid_request`, `unsupported_grant_type`).
     InvalidRequest,
+    /// The user (or the authority for them) declined: consent refused, sign-in cancelled
+    /// (`access_denied` on the redirect).
+    AccessDenied,
     /// HTTP 429, or a 5xx with `Retry-After`: wait [`ServerError::retry_after`].
     Throttled,
     /// HTTP 5xx: the service failed; the same request may succeed later.
@@ -42,6 +45,7 @@ impl ServerErrorClass {
             Self::InvalidGrant => "invalid_grant",
             Self::InteractionRequired => "interaction_required",
             Self::InvalidRequest => "invalid_request",
+            Self::AccessDenied => "access_denied",
             Self::Throttled => "throttled",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Other => "server_rejected",
@@ -65,6 +69,9 @@ pub struct ServerError {
     timestamp: Option<String>,
     claims: Option<String>,
     retry_after: Option<Duration>,
+    /// Answered to a user grant (code, refresh, OBO): `invalid_grant` then means the user must
+    /// sign in again.
+    user_grant: bool,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +122,7 @@ impl ServerError {
                 timestamp: b.timestamp,
                 claims: b.claims,
                 retry_after,
+                user_grant: false,
             },
             None => {
                 // Managed-identity hosts (App Service) answer `{"statusCode", "message",
@@ -208,10 +216,12 @@ impl ServerError {
             "interaction_required" | "login_required" | "consent_required" => {
                 ServerErrorClass::InteractionRequired
             }
+            "access_denied" => ServerErrorClass::AccessDenied,
             "invalid_grant" => match self.suberror.as_deref() {
                 Some("client_mismatch" | "protection_policy_required") => {
                     ServerErrorClass::InvalidGrant
                 }
+                _ if self.user_grant => ServerErrorClass::InteractionRequired,
                 Some(
                     "consent_required" | "basic_action" | "additional_action" | "message_only",
                 ) => ServerErrorClass::InteractionRequired,
@@ -250,6 +260,34 @@ impl ServerError {
             timestamp: None,
             claims: None,
             retry_after: None,
+            user_grant: false,
+        }
+    }
+
+    /// Marks an answer to a user grant.
+    pub(crate) fn on_user_grant(mut self) -> Self {
+        self.user_grant = true;
+        self
+    }
+
+    /// The redirect's `error` and `error_description` (the user or the authority ended the
+    /// sign-in).
+    pub(crate) fn from_redirect(error: &str, description: Option<&str>) -> Self {
+        Self {
+            description: description.map(str::to_owned),
+            user_grant: true,
+            ..Self::bare(400, error.to_owned())
+        }
+    }
+
+    /// No way to get a token without the user: no refresh token for the account, or one that
+    /// no longer works. `claims`, when given, are what the next sign-in must ask for.
+    pub(crate) fn interaction_required(description: &str, claims: Option<String>) -> Self {
+        Self {
+            description: Some(description.to_owned()),
+            claims,
+            user_grant: true,
+            ..Self::bare(400, "interaction_required".to_owned())
         }
     }
 }

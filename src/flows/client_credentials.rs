@@ -76,10 +76,10 @@ impl ConfidentialClient {
 
         if request.force_refresh || request.claims.is_some() {
             let token = fetch(Arc::clone(inner), key, owned, request.claims.clone()).await?;
-            return Ok(AuthenticationResult {
+            return Ok(AuthenticationResult::from_shared(
                 token,
-                source: TokenOrigin::IdentityProvider,
-            });
+                TokenOrigin::IdentityProvider,
+            ));
         }
 
         let now = inner.clock.now();
@@ -89,14 +89,12 @@ impl ConfidentialClient {
                 fetch(Arc::clone(inner), key.clone(), owned.clone(), None)
             })
             .await?;
-        Ok(AuthenticationResult {
-            token,
-            source: if cached {
-                TokenOrigin::Cache
-            } else {
-                TokenOrigin::IdentityProvider
-            },
-        })
+        let origin = if cached {
+            TokenOrigin::Cache
+        } else {
+            TokenOrigin::IdentityProvider
+        };
+        Ok(AuthenticationResult::from_shared(token, origin))
     }
 }
 

@@ -16,8 +16,13 @@ use crate::http::{HttpClient, ReqwestClient};
 use crate::secret::{AccessToken, ClientSecret};
 use crate::signer::Signer;
 
+mod auth_code;
 mod client_credentials;
 mod token_request;
+
+pub use self::auth_code::{
+    Account, AuthCodeFlow, AuthorizationRequest, AuthorizationResponse, ResponseMode,
+};
 
 pub use self::client_credentials::ClientCredentialsRequest;
 #[doc(hidden)]
@@ -39,6 +44,7 @@ pub enum TokenOrigin {
 pub struct AuthenticationResult {
     token: Arc<CachedToken>,
     source: TokenOrigin,
+    account: Option<Account>,
 }
 
 impl AuthenticationResult {
@@ -46,11 +52,26 @@ impl AuthenticationResult {
         Self {
             token: Arc::new(token),
             source,
+            account: None,
         }
     }
 
     pub(crate) fn from_shared(token: Arc<CachedToken>, source: TokenOrigin) -> Self {
-        Self { token, source }
+        Self {
+            token,
+            source,
+            account: None,
+        }
+    }
+
+    pub(crate) fn with_account(mut self, account: Account) -> Self {
+        self.account = Some(account);
+        self
+    }
+
+    /// The signed-in user a delegated token is for; `None` for app tokens.
+    pub fn account(&self) -> Option<&Account> {
+        self.account.as_ref()
     }
 
     /// The access token, for an `Authorization: Bearer` header.
@@ -114,6 +135,10 @@ pub(crate) struct Inner {
     pub(crate) app_partition: Arc<str>,
     /// Requests throttled by `Retry-After`, until when.
     pub(crate) throttled: Mutex<HashMap<CacheKey, SystemTime>>,
+    /// Signed-in users: accounts and refresh tokens.
+    pub(crate) users: auth_code::Users,
+    /// Validates ID tokens; built on the first sign-in.
+    pub(crate) id_tokens: std::sync::OnceLock<crate::validator::BearerValidator>,
 }
 
 /// The builder before a credential is chosen.
@@ -306,6 +331,8 @@ impl ClientBuilder<WithCredential> {
                 retry_delay: self.retry_delay,
                 app_partition,
                 throttled: Mutex::new(HashMap::new()),
+                users: Mutex::new(HashMap::new()),
+                id_tokens: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -21,6 +21,21 @@ pub(crate) async fn execute(
     fields: &[(&str, &str)],
     requested_scopes: &[&str],
 ) -> Result<CachedToken, Error> {
+    execute_with(inner, throttle_key, fields, false, |body, now| {
+        parse_success(body, now, requested_scopes)
+    })
+    .await
+}
+
+/// [`execute`] with the success body parsed by `parse`; `user_grant` types `invalid_grant`
+/// as interaction required (WIRE.md section 3.2).
+pub(crate) async fn execute_with<T>(
+    inner: &Inner,
+    throttle_key: &CacheKey,
+    fields: &[(&str, &str)],
+    user_grant: bool,
+    parse: impl Fn(&[u8], SystemTime) -> Result<T, Error>,
+) -> Result<T, Error> {
     check_throttle(inner, throttle_key)?;
     let endpoint = inner.authority.token_endpoint().as_str();
     let mut attempt = 0;
@@ -44,10 +59,13 @@ pub(crate) async fn execute(
         };
         let status = response.status().as_u16();
         if status == 200 {
-            return parse_success(response.body(), now, requested_scopes);
+            return parse(response.body(), now);
         }
         let retry_after = retry_after(response.headers(), now);
-        let error = ServerError::from_response(status, response.body(), retry_after);
+        let mut error = ServerError::from_response(status, response.body(), retry_after);
+        if user_grant {
+            error = error.on_user_grant();
+        }
         if let Some(wait) = error.retry_after() {
             inner
                 .throttled
@@ -181,7 +199,7 @@ struct Success {
 /// Ten years: a longer `expires_in` is a broken response, not a token to keep.
 const MAX_EXPIRES_IN: Duration = Duration::from_secs(10 * 365 * 86_400);
 
-fn parse_success(
+pub(crate) fn parse_success(
     body: &[u8],
     now: SystemTime,
     requested_scopes: &[&str],

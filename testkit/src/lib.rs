@@ -463,7 +463,11 @@ impl Testkit {
 
     /// The object id (`oid`) of user `username` in `tenant`.
     pub fn user_object_id(&self, tenant: &str, username: &str) -> Option<String> {
-        let registry = self.shared.registry.read().unwrap_or_else(|p| p.into_inner());
+        let registry = self
+            .shared
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         let tid = registry.tenant_id(tenant);
         registry.user(&tid, Some(username)).map(|u| u.oid)
     }

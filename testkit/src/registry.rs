@@ -339,7 +339,9 @@ impl Registry {
     pub(crate) fn user(&self, tid: &str, username: Option<&str>) -> Option<User> {
         let mut in_tenant = self.users.iter().filter(|u| u.tid == tid);
         match username {
-            Some(name) => in_tenant.find(|u| u.username.eq_ignore_ascii_case(name)).cloned(),
+            Some(name) => in_tenant
+                .find(|u| u.username.eq_ignore_ascii_case(name))
+                .cloned(),
             None => {
                 let first = in_tenant.next()?;
                 in_tenant.next().is_none().then(|| first.clone())

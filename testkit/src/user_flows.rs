@@ -186,7 +186,11 @@ pub(crate) async fn authorize(
             .filter(|v| !v.is_empty())
     };
     let Some(client_id) = param("client_id") else {
-        return error_page(StatusCode::BAD_REQUEST, 900144, "The request must contain 'client_id'.");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            900144,
+            "The request must contain 'client_id'.",
+        );
     };
     let (tid, app) = {
         let registry = shared.registry.read().unwrap_or_else(|p| p.into_inner());
@@ -196,11 +200,13 @@ pub(crate) async fn authorize(
         return error_page(
             StatusCode::BAD_REQUEST,
             700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+            ),
         );
     };
-    let Some(redirect_uri) = param("redirect_uri")
-        .filter(|uri| app.config.redirect_uris.iter().any(|r| r == uri))
+    let Some(redirect_uri) =
+        param("redirect_uri").filter(|uri| app.config.redirect_uris.iter().any(|r| r == uri))
     else {
         return error_page(
             StatusCode::BAD_REQUEST,
@@ -212,7 +218,11 @@ pub(crate) async fn authorize(
         None | Some("query") => false,
         Some("form_post") => true,
         Some(_) => {
-            return error_page(StatusCode::BAD_REQUEST, 900144, "response_mode must be query or form_post.");
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                900144,
+                "response_mode must be query or form_post.",
+            );
         }
     };
     let state = param("state").unwrap_or_default();
@@ -230,7 +240,10 @@ pub(crate) async fn authorize(
         );
     }
     if param("scope").is_none() {
-        return fail("invalid_request", "AADSTS900144: The request must contain 'scope'.");
+        return fail(
+            "invalid_request",
+            "AADSTS900144: The request must contain 'scope'.",
+        );
     }
     let challenge = param("code_challenge").map(str::to_owned);
     if challenge.is_some() && param("code_challenge_method") != Some("S256") {
@@ -267,7 +280,10 @@ pub(crate) async fn authorize(
         );
     }
     let Ok(acrs) = requested_acrs(param("claims")) else {
-        return fail("invalid_request", "AADSTS90014: The claims parameter is not valid JSON.");
+        return fail(
+            "invalid_request",
+            "AADSTS90014: The claims parameter is not valid JSON.",
+        );
     };
     if !acrs.is_empty() && !user.mfa {
         return fail(
@@ -331,7 +347,10 @@ pub(crate) fn redeem_code(
     let (user, nonce, acrs) = {
         let mut sessions = shared.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let code = sessions.codes.get_mut(code_value).ok_or_else(|| {
-            OAuthError::invalid_grant(70008, "The provided authorization code or refresh token has expired or is invalid.")
+            OAuthError::invalid_grant(
+                70008,
+                "The provided authorization code or refresh token has expired or is invalid.",
+            )
         })?;
         if code.redeemed {
             return Err(OAuthError::invalid_grant(
@@ -340,7 +359,10 @@ pub(crate) fn redeem_code(
             ));
         }
         if code.expires_at <= now {
-            return Err(OAuthError::invalid_grant(70008, "The provided authorization code has expired."));
+            return Err(OAuthError::invalid_grant(
+                70008,
+                "The provided authorization code has expired.",
+            ));
         }
         if !code.client_id.eq_ignore_ascii_case(&app.config.client_id) {
             return Err(OAuthError::invalid_grant(
@@ -401,8 +423,9 @@ pub(crate) fn redeem_refresh_token(
     let token = required(form, "refresh_token")?;
     let scope = required(form, "scope")?;
     let claims = field(form, "claims");
-    let wanted = requested_acrs(claims)
-        .map_err(|()| OAuthError::invalid_request(90014, "The claims parameter is not valid JSON."))?;
+    let wanted = requested_acrs(claims).map_err(|()| {
+        OAuthError::invalid_request(90014, "The claims parameter is not valid JSON.")
+    })?;
     let (user, family, acrs) = {
         let mut sessions = shared.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let Sessions {
@@ -411,7 +434,10 @@ pub(crate) fn redeem_refresh_token(
             ..
         } = &mut *sessions;
         let grant = grants.get_mut(token).ok_or_else(|| {
-            OAuthError::invalid_grant(9002313, "Invalid request. The refresh token is malformed or not valid.")
+            OAuthError::invalid_grant(
+                9002313,
+                "Invalid request. The refresh token is malformed or not valid.",
+            )
         })?;
         if revoked_families.contains(&grant.family) {
             return Err(OAuthError::invalid_grant(
@@ -521,7 +547,11 @@ fn issue_user_tokens(
     let user = issue.user;
     let tid = &user.tid;
     let (audience, version, granted) = match resource_name {
-        None => (GRAPH.to_owned(), 1, oidc.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()),
+        None => (
+            GRAPH.to_owned(),
+            1,
+            oidc.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+        ),
         Some(name) => {
             let resource = shared
                 .registry
@@ -537,7 +567,9 @@ fn issue_user_tokens(
             let Resource::App(api) = &resource else {
                 return Err(invalid_scope(
                     65001,
-                    format!("The testkit grants delegated permissions on registered apps only, not {name}."),
+                    format!(
+                        "The testkit grants delegated permissions on registered apps only, not {name}."
+                    ),
                 ));
             };
             let mut granted: Vec<String> = Vec::new();
@@ -554,7 +586,9 @@ fn issue_user_tokens(
                 } else {
                     return Err(invalid_scope(
                         65005,
-                        format!("The application asked for scope '{permission}' that does not exist on the resource {name}."),
+                        format!(
+                            "The application asked for scope '{permission}' that does not exist on the resource {name}."
+                        ),
                     ));
                 }
             }
@@ -654,9 +688,8 @@ fn issue_user_tokens(
         body["id_token"] = json!(sign(shared, &id_claims)?);
     }
     if issue.client_info {
-        body["client_info"] = json!(URL_SAFE_NO_PAD.encode(
-            json!({"uid": user.oid, "utid": tid}).to_string()
-        ));
+        body["client_info"] =
+            json!(URL_SAFE_NO_PAD.encode(json!({"uid": user.oid, "utid": tid}).to_string()));
     }
     Ok(body)
 }

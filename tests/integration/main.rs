@@ -12,5 +12,6 @@ mod protected_api;
 mod signers;
 mod support;
 mod testkit;
+mod user_flows;
 mod validator;
 mod workload_identity;

@@ -1,0 +1,408 @@
+//! The authorization code flow with PKCE, silent acquisition with refresh-token rotation, and
+//! each bad callback, against the testkit over HTTP.
+
+use confidant::{
+    AuthCodeFlow, Authority, AuthorizationRequest, AuthorizationResponse, ConfidentialClient,
+    ErrorKind, ResponseMode, ServerErrorClass,
+};
+use confidant_testkit::{AppConfig, Config, Endpoint, TenantConfig, Testkit, UserConfig};
+
+use crate::support::decode_parts;
+
+const TID: &str = "8a3c1f42-5d6e-4b7a-9c01-2e3f4a5b6c7d";
+const TENANT: &str = "contoso.onmicrosoft.com";
+const API: &str = "3b5a7c9e-1d2f-4a6b-8c0d-e1f2a3b4c5d6";
+const WEB: &str = "7e9f1a3b-5c7d-4e8f-a0b1-c2d3e4f5a6b7";
+const SECRET: &str = "web-app-secret";
+const REDIRECT: &str = "http://localhost:8080/callback";
+const ALICE: &str = "alice@contoso.com";
+const BOB: &str = "bob@contoso.com";
+
+fn read() -> String {
+    format!("api://{API}/Accounts.Read")
+}
+
+fn write() -> String {
+    format!("api://{API}/Accounts.Write")
+}
+
+async fn testkit() -> Testkit {
+    let config = Config::default()
+        .tenant(TenantConfig::new(TID, &[TENANT]))
+        .app(
+            AppConfig::new(API, TENANT)
+                .identifier_uri(format!("api://{API}"))
+                .scopes(&["Accounts.Read", "Accounts.Write"]),
+        )
+        .app(
+            AppConfig::new(WEB, TENANT)
+                .secret(SECRET)
+                .redirect_uri(REDIRECT),
+        )
+        .user(UserConfig::new(ALICE, TENANT).name("Alice").with_mfa())
+        .user(UserConfig::new(BOB, TENANT).name("Bob"));
+    Testkit::builder()
+        .config(config)
+        .start()
+        .await
+        .expect("testkit")
+}
+
+fn client(testkit: &Testkit) -> ConfidentialClient {
+    ConfidentialClient::builder(
+        Authority::entra_at(testkit.base_url(), TENANT).expect("authority"),
+        WEB,
+    )
+    .client_secret(SECRET)
+    .build()
+    .expect("client")
+}
+
+/// Follows the authorize URL as a browser would (without following the redirect to the app):
+/// the callback's parameters, from the `Location` query or the auto-posted form.
+async fn browse(url: &url::Url) -> AuthorizationResponse {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http");
+    let response = http.get(url.as_str()).send().await.expect("authorize");
+    if response.status() == 302 {
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("Location")
+            .to_owned();
+        assert!(location.starts_with(REDIRECT), "{location}");
+        let query = url::Url::parse(&location)
+            .expect("location URL")
+            .query()
+            .unwrap_or_default()
+            .to_owned();
+        return AuthorizationResponse::from_form(&query);
+    }
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.expect("page");
+    assert!(page.contains(&format!(r#"action="{REDIRECT}""#)), "{page}");
+    // The hidden inputs, as the browser would post them.
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for input in page.split("<input ").skip(1) {
+        let attr = |name: &str| {
+            input
+                .split(&format!(r#"{name}=""#))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        form.append_pair(&attr("name"), &attr("value"));
+    }
+    AuthorizationResponse::from_form(&form.finish())
+}
+
+async fn sign_in(
+    client: &ConfidentialClient,
+    request: AuthorizationRequest,
+) -> (AuthCodeFlow, AuthorizationResponse) {
+    let (url, flow) = client
+        .authorization_url(&request)
+        .expect("authorization URL");
+    let response = browse(&url).await;
+    (flow, response)
+}
+
+fn claims(token: &confidant::AuthenticationResult) -> serde_json::Value {
+    decode_parts(token.access_token().expose_secret()).1
+}
+
+#[tokio::test]
+async fn sign_in_then_silent_tokens_with_rotation() {
+    let testkit = testkit().await;
+    let client = client(&testkit);
+    let (url, flow) = client
+        .authorization_url(&AuthorizationRequest::new(REDIRECT, &[read()]).login_hint(ALICE))
+        .expect("URL");
+    let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(param("code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(param("code_challenge").map(|c| c.len()), Some(43));
+    assert_eq!(param("state").as_deref(), Some(flow.state()));
+    assert_eq!(
+        param("scope"),
+        Some(format!("{} openid profile offline_access", read()))
+    );
+    let verifier = serde_json::to_value(&flow).expect("serializable")["code_verifier"]
+        .as_str()
+        .expect("verifier")
+        .to_owned();
+    assert!(
+        !format!("{flow:?}").contains(&verifier),
+        "the verifier is redacted"
+    );
+
+    let response = browse(&url).await;
+    let token = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("signed in");
+    let account = token.account().expect("account").clone();
+    let alice_oid = testkit.user_object_id(TENANT, ALICE).expect("alice");
+    assert_eq!(account.username, ALICE);
+    assert_eq!(account.name.as_deref(), Some("Alice"));
+    assert_eq!(account.home_account_id, format!("{alice_oid}.{TID}"));
+    assert_eq!(client.accounts(), vec![account.clone()]);
+    let c = claims(&token);
+    assert_eq!(c["aud"], API);
+    assert_eq!(c["scp"], "Accounts.Read");
+    assert_eq!(c["oid"], alice_oid.as_str());
+    assert_eq!(c["azpacr"], "1");
+    let sent = &testkit.requests(Endpoint::Token)[0];
+    assert_eq!(
+        sent.form_value("grant_type").as_deref(),
+        Some("authorization_code")
+    );
+    assert_eq!(sent.form_value("redirect_uri").as_deref(), Some(REDIRECT));
+    assert_eq!(sent.form_value("code_verifier").map(|v| v.len()), Some(43));
+
+    // Cached while fresh.
+    let again = client
+        .acquire_token_silent(&account, &[read()])
+        .await
+        .expect("silent");
+    assert!(again.is_from_cache());
+    assert_eq!(testkit.request_count(Endpoint::Token), 1);
+
+    // Another scope: one refresh; the rotated refresh token is the one used next.
+    let write_token = client
+        .acquire_token_silent(&account, &[write()])
+        .await
+        .expect("refreshed");
+    assert!(!write_token.is_from_cache());
+    assert_eq!(claims(&write_token)["scp"], "Accounts.Write");
+    let both = client
+        .acquire_token_silent(&account, &[read(), write()])
+        .await
+        .expect("refreshed with the rotated token");
+    assert_eq!(claims(&both)["scp"], "Accounts.Read Accounts.Write");
+    let refreshes: Vec<String> = testkit
+        .requests(Endpoint::Token)
+        .iter()
+        .filter_map(|r| r.form_value("refresh_token"))
+        .collect();
+    assert_eq!(refreshes.len(), 2);
+    assert_ne!(
+        refreshes[0], refreshes[1],
+        "each refresh used the newest token"
+    );
+
+    // Concurrent silent calls for a new scope share one refresh.
+    testkit.reset_counters();
+    let default_scope = format!("api://{API}/.default");
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let client = client.clone();
+            let account = account.clone();
+            let scope = default_scope.clone();
+            tokio::spawn(async move { client.acquire_token_silent(&account, &[scope]).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.expect("task").expect("token");
+    }
+    assert_eq!(testkit.request_count(Endpoint::Token), 1);
+
+    // Revoked (sign-out everywhere): interaction required, and the dead token is forgotten.
+    assert_eq!(testkit.revoke_refresh_tokens(TENANT, ALICE), 1);
+    let cached = client.acquire_token_silent(&account, &[read()]).await;
+    assert!(
+        cached.is_ok_and(|t| t.is_from_cache()),
+        "a cached access token still serves until it expires"
+    );
+    let error = client
+        .acquire_token_silent(&account, &[read(), write(), "email".to_owned()])
+        .await
+        .expect_err("revoked");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Server(ServerErrorClass::InteractionRequired),
+        "{error}"
+    );
+    let before = testkit.request_count(Endpoint::Token);
+    let error = client
+        .acquire_token_silent(&account, &["api://other/Read"])
+        .await
+        .expect_err("no refresh token left");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Server(ServerErrorClass::InteractionRequired)
+    );
+    assert_eq!(
+        testkit.request_count(Endpoint::Token),
+        before,
+        "nothing sent"
+    );
+}
+
+#[tokio::test]
+async fn users_are_kept_apart_and_form_post_works() {
+    let testkit = testkit().await;
+    let client = client(&testkit);
+    let (flow, response) = sign_in(
+        &client,
+        AuthorizationRequest::new(REDIRECT, &[read()])
+            .login_hint(ALICE)
+            .response_mode(ResponseMode::FormPost),
+    )
+    .await;
+    let alice = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("alice")
+        .account()
+        .cloned()
+        .expect("account");
+    let (flow, response) = sign_in(
+        &client,
+        AuthorizationRequest::new(REDIRECT, &[read()]).login_hint(BOB),
+    )
+    .await;
+    let bob = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("bob")
+        .account()
+        .cloned()
+        .expect("account");
+    assert_ne!(alice.home_account_id, bob.home_account_id);
+    assert_eq!(client.accounts().len(), 2);
+    let for_alice = client
+        .acquire_token_silent(&alice, &[read()])
+        .await
+        .expect("alice");
+    let for_bob = client
+        .acquire_token_silent(&bob, &[read()])
+        .await
+        .expect("bob");
+    assert!(for_alice.is_from_cache() && for_bob.is_from_cache());
+    assert_eq!(claims(&for_alice)["preferred_username"], ALICE);
+    assert_eq!(claims(&for_bob)["preferred_username"], BOB);
+
+    // Another client of the same app (another process) holds nobody.
+    let other = self::client(&testkit);
+    let error = other
+        .acquire_token_silent(&alice, &[read()])
+        .await
+        .expect_err("not signed in here");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Server(ServerErrorClass::InteractionRequired)
+    );
+    client.remove_account(&bob);
+    assert_eq!(client.accounts(), vec![alice]);
+}
+
+#[tokio::test]
+async fn bad_callbacks_are_typed_and_keep_nothing() {
+    let testkit = testkit().await;
+    let client = client(&testkit);
+    let request = || AuthorizationRequest::new(REDIRECT, &[read()]).login_hint(ALICE);
+
+    // A forged state.
+    let (flow, mut response) = sign_in(&client, request()).await;
+    response.state = Some("forged".into());
+    let error = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect_err("state");
+    assert_eq!(error.kind(), ErrorKind::AuthorizationResponse);
+    // No code.
+    let (flow, mut response) = sign_in(&client, request()).await;
+    response.code = None;
+    assert_eq!(
+        client
+            .acquire_token_by_auth_code(&flow, &response)
+            .await
+            .expect_err("no code")
+            .kind(),
+        ErrorKind::AuthorizationResponse
+    );
+    assert_eq!(testkit.request_count(Endpoint::Token), 0, "nothing sent");
+
+    // A verifier that is not the one the challenge was made from.
+    let (flow, response) = sign_in(&client, request()).await;
+    let mut tampered: serde_json::Value = serde_json::to_value(&flow).expect("serializable");
+    tampered["code_verifier"] = serde_json::json!("x".repeat(43));
+    let tampered: AuthCodeFlow = serde_json::from_value(tampered).expect("flow");
+    let error = client
+        .acquire_token_by_auth_code(&tampered, &response)
+        .await
+        .expect_err("PKCE");
+    assert_eq!(error.server_error().and_then(|e| e.aadsts()), Some(501481));
+
+    // The same code twice.
+    let (flow, response) = sign_in(&client, request()).await;
+    client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("first");
+    let error = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect_err("reused code");
+    assert_eq!(error.server_error().and_then(|e| e.aadsts()), Some(54005));
+    client.remove_account(&client.accounts()[0]);
+
+    // An ID token whose nonce is not the flow's.
+    let (flow, response) = sign_in(&client, request()).await;
+    let mut tampered: serde_json::Value = serde_json::to_value(&flow).expect("serializable");
+    tampered["nonce"] = serde_json::json!("another-nonce");
+    let tampered: AuthCodeFlow = serde_json::from_value(tampered).expect("flow");
+    let error = client
+        .acquire_token_by_auth_code(&tampered, &response)
+        .await
+        .expect_err("nonce");
+    assert_eq!(error.kind(), ErrorKind::IdToken, "{error}");
+    assert!(
+        client.accounts().is_empty(),
+        "a failed sign-in keeps nothing"
+    );
+
+    // The user declines consent: the redirect carries the error.
+    testkit.decline_consent(BOB, true);
+    let (flow, response) = sign_in(
+        &client,
+        AuthorizationRequest::new(REDIRECT, &[read()]).login_hint(BOB),
+    )
+    .await;
+    assert_eq!(response.error.as_deref(), Some("access_denied"));
+    assert_eq!(response.state.as_deref(), Some(flow.state()));
+    let error = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect_err("declined");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Server(ServerErrorClass::AccessDenied)
+    );
+    assert!(client.accounts().is_empty());
+
+    // An unknown user: the testkit cannot sign anyone in.
+    let (flow, response) = sign_in(
+        &client,
+        AuthorizationRequest::new(REDIRECT, &[read()]).login_hint("mallory@contoso.com"),
+    )
+    .await;
+    let error = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect_err("unknown user");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Server(ServerErrorClass::InteractionRequired)
+    );
+}
