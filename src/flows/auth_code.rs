@@ -257,7 +257,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// The requested scopes plus `openid profile offline_access`, space-joined, each once.
-fn with_reserved(scopes: &[String]) -> String {
+pub(super) fn with_reserved(scopes: &[String]) -> String {
     let mut all: Vec<&str> = Vec::new();
     for scope in scopes.iter().map(String::as_str).chain(RESERVED_SCOPES) {
         let scope = scope.trim();
@@ -332,6 +332,7 @@ impl ConfidentialClient {
         }
         let inner = &self.inner;
         let scopes = resource_scopes(&request.scopes);
+        let claims = super::merge_capabilities(inner, request.claims.as_deref())?;
         let verifier = Zeroizing::new(random_b64(32)?);
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         let flow = AuthCodeFlow {
@@ -340,7 +341,7 @@ impl ConfidentialClient {
             code_verifier: verifier.as_str().to_owned(),
             redirect_uri: request.redirect_uri.clone(),
             scopes,
-            claims: request.claims.clone(),
+            claims: claims.clone(),
             token_endpoint: inner.authority.token_endpoint().to_string(),
         };
         let mut url = inner.authority.authorization_endpoint().clone();
@@ -361,7 +362,7 @@ impl ConfidentialClient {
                 ("prompt", &request.prompt),
                 ("login_hint", &request.login_hint),
                 ("domain_hint", &request.domain_hint),
-                ("claims", &request.claims),
+                ("claims", &claims),
             ] {
                 if let Some(value) = value {
                     query.append_pair(name, value);
@@ -482,7 +483,21 @@ impl ConfidentialClient {
         account: &Account,
         scopes: &[S],
     ) -> Result<AuthenticationResult, Error> {
-        let scopes = resource_scopes(scopes);
+        self.acquire_token_silent_with(account, &crate::TokenRequest::new(scopes))
+            .await
+    }
+
+    /// [`acquire_token_silent`](Self::acquire_token_silent) with a forced refresh or a claims
+    /// challenge (a resource's step-up or CAE answer), which skip the cache. When the sign-in
+    /// cannot satisfy the claims, the error is `InteractionRequired` with
+    /// [`ServerError::claims`](crate::ServerError::claims): pass them to
+    /// [`AuthorizationRequest::claims`] for the step-up sign-in.
+    pub async fn acquire_token_silent_with(
+        &self,
+        account: &Account,
+        request: &crate::TokenRequest,
+    ) -> Result<AuthenticationResult, Error> {
+        let scopes = resource_scopes(&request.scopes);
         if scopes.is_empty() {
             return Err(Error::Configuration(
                 "at least one scope is required".into(),
@@ -497,12 +512,26 @@ impl ConfidentialClient {
         {
             return Err(ServerError::interaction_required(
                 "this client holds no sign-in for the account",
-                None,
+                request.claims.clone(),
             )
             .into());
         }
         let requested: Vec<&str> = scopes.iter().map(String::as_str).collect();
         let key = CacheKey::new(user_partition(inner, account), &requested);
+        if request.force_refresh || request.claims.is_some() {
+            let token = refresh(
+                Arc::clone(inner),
+                account.clone(),
+                key,
+                scopes,
+                request.claims.clone(),
+            )
+            .await?;
+            return Ok(
+                AuthenticationResult::from_shared(token, TokenOrigin::IdentityProvider)
+                    .with_account(account.clone()),
+            );
+        }
         let now = inner.clock.now();
         let (token, cached) = inner
             .cache
@@ -512,6 +541,7 @@ impl ConfidentialClient {
                     account.clone(),
                     key.clone(),
                     scopes.clone(),
+                    None,
                 )
             })
             .await?;
@@ -586,6 +616,7 @@ async fn refresh(
     account: Account,
     key: CacheKey,
     scopes: Vec<String>,
+    claims: Option<String>,
 ) -> Result<Arc<CachedToken>, Error> {
     let refresh_token = inner
         .users
@@ -600,12 +631,16 @@ async fn refresh(
             ))
         })?;
     let scope = with_reserved(&scopes);
-    let fields = [
+    let claims = super::merge_capabilities(&inner, claims.as_deref())?;
+    let mut fields = vec![
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token.as_str()),
         ("scope", scope.as_str()),
         ("client_info", "1"),
     ];
+    if let Some(claims) = &claims {
+        fields.push(("claims", claims.as_str()));
+    }
     let requested: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let result = super::token_request::execute_with(&inner, &key, &fields, true, |body, now| {
         parse_user_tokens(body, now, &requested)
@@ -614,8 +649,11 @@ async fn refresh(
     let tokens = match result {
         Ok(tokens) => tokens,
         Err(e) => {
-            if e.kind() == crate::ErrorKind::Server(crate::ServerErrorClass::InteractionRequired) {
-                // The refresh token is dead (revoked, reused, expired): forget it.
+            if e.server_error()
+                .is_some_and(|s| s.error() == "invalid_grant")
+            {
+                // The refresh token is dead (revoked, reused, expired): forget it. A step-up
+                // the sign-in cannot satisfy (`interaction_required`) leaves it alone.
                 if let Some(user) = inner
                     .users
                     .lock()

@@ -111,6 +111,7 @@ async fn fetch(
         ("client_info", "1"),
         ("scope", scope.as_str()),
     ];
+    let claims = super::merge_capabilities(&inner, claims.as_deref())?;
     if let Some(claims) = &claims {
         fields.push(("claims", claims.as_str()));
     }

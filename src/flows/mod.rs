@@ -18,7 +18,13 @@ use crate::signer::Signer;
 
 mod auth_code;
 mod client_credentials;
+mod on_behalf_of;
+mod step_up;
 mod token_request;
+
+pub use self::on_behalf_of::OnBehalfOfRequest;
+pub use self::step_up::Challenge;
+pub(crate) use self::step_up::merge_capabilities;
 
 pub use self::auth_code::{
     Account, AuthCodeFlow, AuthorizationRequest, AuthorizationResponse, ResponseMode,
@@ -137,6 +143,8 @@ pub(crate) struct Inner {
     pub(crate) throttled: Mutex<HashMap<CacheKey, SystemTime>>,
     /// Signed-in users: accounts and refresh tokens.
     pub(crate) users: auth_code::Users,
+    /// Client capabilities (`CP1`) merged into every request's `claims`.
+    pub(crate) capabilities: Vec<String>,
     /// Validates ID tokens; built on the first sign-in.
     pub(crate) id_tokens: std::sync::OnceLock<crate::validator::BearerValidator>,
 }
@@ -163,6 +171,7 @@ pub struct ClientBuilder<State = NoCredential> {
     clock: Arc<dyn Clock>,
     retry_delay: Duration,
     send_x5c: bool,
+    capabilities: Vec<String>,
     state: PhantomData<State>,
 }
 
@@ -189,6 +198,7 @@ impl ConfidentialClient {
             clock: Arc::new(SystemClock),
             retry_delay: Duration::from_secs(1),
             send_x5c: false,
+            capabilities: Vec::new(),
             state: PhantomData,
         }
     }
@@ -220,6 +230,7 @@ impl<S> ClientBuilder<S> {
             clock: self.clock,
             retry_delay: self.retry_delay,
             send_x5c: self.send_x5c,
+            capabilities: self.capabilities,
             state: PhantomData,
         }
     }
@@ -247,6 +258,17 @@ impl<S> ClientBuilder<S> {
         path: impl Into<std::path::PathBuf>,
     ) -> ClientBuilder<WithCredential> {
         self.with_credential(PendingCredential::TokenFile(path.into()))
+    }
+
+    /// Declares client capabilities (`CP1`: this client handles claims challenges, so Entra
+    /// may issue long-lived CAE tokens), merged into every token request's `claims`.
+    pub fn client_capabilities<C: AsRef<str>>(mut self, capabilities: &[C]) -> Self {
+        self.capabilities = capabilities
+            .iter()
+            .map(|c| c.as_ref().trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect();
+        self
     }
 
     /// Sends the certificate chain as `x5c` (subject name + issuer registrations).
@@ -332,6 +354,7 @@ impl ClientBuilder<WithCredential> {
                 app_partition,
                 throttled: Mutex::new(HashMap::new()),
                 users: Mutex::new(HashMap::new()),
+                capabilities: self.capabilities,
                 id_tokens: std::sync::OnceLock::new(),
             }),
         })

@@ -20,6 +20,8 @@ use crate::registry::{App, Resource, derived_guid};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const SECRET_AUTH: &str = "1";
+/// The on-behalf-of grant type.
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const MULTI_TENANT: &[&str] = &["common", "organizations", "consumers"];
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -340,7 +342,10 @@ fn token_response(
 ) -> Result<Value, OAuthError> {
     let form = parse_form(headers, body)?;
     let grant_type = required(&form, "grant_type")?;
-    let user_grant = matches!(grant_type, "authorization_code" | "refresh_token");
+    let user_grant = matches!(
+        grant_type,
+        "authorization_code" | "refresh_token" | JWT_BEARER_GRANT
+    );
     if !user_grant && grant_type != "client_credentials" {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
@@ -396,6 +401,9 @@ fn token_response(
         }
         "refresh_token" if version == Version::V2 => {
             return crate::user_flows::redeem_refresh_token(shared, &app, acr, &form);
+        }
+        JWT_BEARER_GRANT if version == Version::V2 => {
+            return crate::user_flows::on_behalf_of(shared, &app, acr, &form);
         }
         _ if user_grant => {
             return Err(OAuthError::invalid_request(

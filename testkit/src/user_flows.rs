@@ -487,6 +487,121 @@ pub(crate) fn redeem_refresh_token(
     )
 }
 
+/// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` with
+/// `requested_token_use=on_behalf_of`: the middle tier trades the user's token (whose audience
+/// must be the middle tier) for one to a downstream API, for the same user.
+pub(crate) fn on_behalf_of(
+    shared: &Shared,
+    app: &App,
+    acr: &str,
+    form: &[(String, String)],
+) -> Result<Value, OAuthError> {
+    if field(form, "requested_token_use") != Some("on_behalf_of") {
+        return Err(OAuthError::invalid_request(
+            900144,
+            "The request body must contain the following parameter: 'requested_token_use' (on_behalf_of).",
+        ));
+    }
+    let assertion = required(form, "assertion")?;
+    let scope = required(form, "scope")?;
+    let bad = |code: u32, message: &str| OAuthError::invalid_grant(code, message);
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| bad(50013, "Assertion is not a JWT."))?;
+    let key = {
+        let keys = shared.keys.read().unwrap_or_else(|p| p.into_inner());
+        keys.published
+            .iter()
+            .find(|k| Some(&k.kid) == header.kid.as_ref())
+            .map(|k| k.decoding.clone())
+    }
+    .ok_or_else(|| bad(50013, "Assertion failed signature validation: unknown key."))?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+        .map_err(|_| bad(50013, "Assertion failed signature validation."))?
+        .claims;
+    if claims.get("exp").and_then(Value::as_u64).unwrap_or(0) <= shared.now_unix() {
+        return Err(bad(500133, "Assertion is not within its valid time range."));
+    }
+    let audience = claims
+        .get("aud")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let names = [
+        app.config.client_id.clone(),
+        format!("api://{}", app.config.client_id),
+    ];
+    let for_this_app = names
+        .iter()
+        .chain(app.config.identifier_uris.iter())
+        .any(|n| n.eq_ignore_ascii_case(audience));
+    if !for_this_app {
+        return Err(bad(
+            50013,
+            "Assertion audience does not match the client app presenting the assertion.",
+        ));
+    }
+    if claims.get("scp").is_none() {
+        return Err(bad(
+            50013,
+            "The assertion is an app-only token; on-behalf-of needs a user's delegated token.",
+        ));
+    }
+    let tid = claims
+        .get("tid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let username = claims
+        .get("preferred_username")
+        .or_else(|| claims.get("upn"))
+        .and_then(Value::as_str);
+    let user = shared
+        .registry
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .user(tid, username)
+        .filter(|u| claims.get("oid").and_then(Value::as_str) == Some(u.oid.as_str()))
+        .ok_or_else(|| bad(50034, "The user account does not exist in the directory."))?;
+    let acrs: Vec<String> = claims
+        .get("acrs")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let wanted = requested_acrs(field(form, "claims")).map_err(|()| {
+        OAuthError::invalid_request(90014, "The claims parameter is not valid JSON.")
+    })?;
+    if wanted.iter().any(|v| !acrs.contains(v)) {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "interaction_required",
+            50076,
+            "The downstream API requires a step-up the user's token does not carry.",
+        )
+        .with_claims(field(form, "claims").unwrap_or_default()));
+    }
+    let family = uuid::Uuid::new_v4().simple().to_string();
+    issue_user_tokens(
+        shared,
+        app,
+        acr,
+        Issue {
+            user: &user,
+            scope,
+            nonce: None,
+            acrs: &acrs,
+            family: &family,
+            client_info: field(form, "client_info") == Some("1"),
+        },
+    )
+}
+
 /// What a user grant issues tokens for.
 struct Issue<'a> {
     user: &'a User,

@@ -406,3 +406,206 @@ async fn bad_callbacks_are_typed_and_keep_nothing() {
         ErrorKind::Server(ServerErrorClass::InteractionRequired)
     );
 }
+
+const MIDDLE: &str = "5c7e9a1b-3d5f-4b7c-9d1e-f2a3b4c5d6e7";
+const MIDDLE_SECRET: &str = "middle-tier-secret";
+
+/// The web app (`WEB`) calls the middle tier (`MIDDLE`, exposing `Orders.Read`), which calls
+/// the downstream API (`API`) on the user's behalf.
+async fn three_tier() -> Testkit {
+    let testkit = testkit().await;
+    testkit
+        .register_app(
+            AppConfig::new(MIDDLE, TENANT)
+                .secret(MIDDLE_SECRET)
+                .identifier_uri(format!("api://{MIDDLE}"))
+                .scopes(&["Orders.Read"]),
+        )
+        .expect("middle tier");
+    testkit
+}
+
+async fn user_token_for_middle_tier(testkit: &Testkit, user: &str) -> String {
+    let web = client(testkit);
+    let (flow, response) = sign_in(
+        &web,
+        AuthorizationRequest::new(REDIRECT, &[format!("api://{MIDDLE}/Orders.Read")])
+            .login_hint(user),
+    )
+    .await;
+    web.acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("signed in")
+        .access_token()
+        .expose_secret()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn on_behalf_of_is_cached_per_assertion() {
+    let testkit = three_tier().await;
+    let alice_token = user_token_for_middle_tier(&testkit, ALICE).await;
+    let bob_token = user_token_for_middle_tier(&testkit, BOB).await;
+    let middle = ConfidentialClient::builder(
+        Authority::entra_at(testkit.base_url(), TENANT).expect("authority"),
+        MIDDLE,
+    )
+    .client_secret(MIDDLE_SECRET)
+    .build()
+    .expect("middle tier client");
+    testkit.reset_counters();
+
+    let for_alice = middle
+        .acquire_token_on_behalf_of(&alice_token, &[read()])
+        .await
+        .expect("OBO");
+    let c = claims(&for_alice);
+    assert_eq!(c["aud"], API);
+    assert_eq!(c["scp"], "Accounts.Read");
+    assert_eq!(c["azp"], MIDDLE);
+    assert_eq!(c["preferred_username"], ALICE);
+    let sent = &testkit.requests(Endpoint::Token)[0];
+    assert_eq!(
+        sent.form_value("grant_type").as_deref(),
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    );
+    assert_eq!(
+        sent.form_value("requested_token_use").as_deref(),
+        Some("on_behalf_of")
+    );
+    assert_eq!(
+        sent.form_value("assertion").as_deref(),
+        Some(alice_token.as_str())
+    );
+
+    // The same assertion again: from the cache, before any request.
+    let again = middle
+        .acquire_token_on_behalf_of(&alice_token, &[read()])
+        .await
+        .expect("cached");
+    assert!(again.is_from_cache());
+    assert_eq!(testkit.request_count(Endpoint::Token), 1);
+
+    // Another user's assertion: another partition, another token.
+    let for_bob = middle
+        .acquire_token_on_behalf_of(&bob_token, &[read()])
+        .await
+        .expect("bob");
+    assert!(!for_bob.is_from_cache());
+    assert_eq!(claims(&for_bob)["preferred_username"], BOB);
+    assert_eq!(testkit.request_count(Endpoint::Token), 2);
+
+    // An assertion for another audience (the downstream API's own token) is refused.
+    let error = middle
+        .acquire_token_on_behalf_of(for_alice.access_token().expose_secret(), &[read()])
+        .await
+        .expect_err("wrong audience");
+    assert_eq!(error.server_error().and_then(|e| e.aadsts()), Some(50013));
+    let error = middle
+        .acquire_token_on_behalf_of("not-a-jwt", &[read()])
+        .await
+        .expect_err("not a JWT");
+    assert_eq!(error.kind(), ErrorKind::Configuration);
+    assert!(!format!("{error}").contains(&alice_token));
+}
+
+#[tokio::test]
+async fn entra_step_up_with_an_acrs_claims_challenge() {
+    use base64::Engine as _;
+    use confidant::{Challenge, TokenRequest};
+
+    let testkit = testkit().await;
+    let client = ConfidentialClient::builder(
+        Authority::entra_at(testkit.base_url(), TENANT).expect("authority"),
+        WEB,
+    )
+    .client_secret(SECRET)
+    .client_capabilities(&["CP1"])
+    .build()
+    .expect("client");
+    let (flow, response) = sign_in(
+        &client,
+        AuthorizationRequest::new(REDIRECT, &[write()]).login_hint(ALICE),
+    )
+    .await;
+    let account = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("signed in")
+        .account()
+        .cloned()
+        .expect("account");
+    let sent = testkit.requests(Endpoint::Token);
+    let capabilities: serde_json::Value =
+        serde_json::from_str(&sent[0].form_value("claims").expect("capabilities are sent"))
+            .expect("claims JSON");
+    assert_eq!(capabilities["access_token"]["xms_cc"]["values"][0], "CP1");
+
+    // The API answers a sensitive call with Entra's claims challenge.
+    let wanted = r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#;
+    let header = format!(
+        r#"Bearer realm="", error="insufficient_claims", claims="{}""#,
+        base64::engine::general_purpose::STANDARD.encode(wanted)
+    );
+    let challenges = Challenge::parse_header(&header).expect("challenge");
+    let claims_json = challenges[0]
+        .claims()
+        .expect("claims")
+        .expect("valid claims");
+    assert_eq!(claims_json, wanted);
+
+    // Silently: the sign-in had no second factor, so the user must come back.
+    let error = client
+        .acquire_token_silent_with(
+            &account,
+            &TokenRequest::new(&[write()]).claims(&claims_json),
+        )
+        .await
+        .expect_err("step-up needs the user");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Server(ServerErrorClass::InteractionRequired)
+    );
+    let relayed = error
+        .server_error()
+        .and_then(|e| e.claims())
+        .expect("claims");
+    let relayed: serde_json::Value = serde_json::from_str(relayed).expect("JSON");
+    assert_eq!(relayed["access_token"]["acrs"]["value"], "c1");
+
+    // The step-up sign-in with the claims: the token now carries acrs and MFA.
+    let (flow, response) = sign_in(
+        &client,
+        AuthorizationRequest::new(REDIRECT, &[write()])
+            .login_hint(ALICE)
+            .claims(&claims_json),
+    )
+    .await;
+    let stepped_up = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("stepped up");
+    let c = claims(&stepped_up);
+    assert_eq!(c["acrs"], serde_json::json!(["c1"]));
+    assert_eq!(c["amr"], serde_json::json!(["pwd", "mfa"]));
+    // From now on the challenge is satisfied silently (the refresh token remembers it).
+    let silent = client
+        .acquire_token_silent_with(
+            &account,
+            &TokenRequest::new(&[write()]).claims(&claims_json),
+        )
+        .await
+        .expect("silent step-up");
+    assert!(!silent.is_from_cache(), "a challenge bypasses the cache");
+    assert_eq!(claims(&silent)["acrs"], serde_json::json!(["c1"]));
+
+    // A user without a second factor cannot step up.
+    let (_, response) = sign_in(
+        &client,
+        AuthorizationRequest::new(REDIRECT, &[write()])
+            .login_hint(BOB)
+            .claims(&claims_json),
+    )
+    .await;
+    assert_eq!(response.error.as_deref(), Some("interaction_required"));
+}
