@@ -206,6 +206,25 @@ impl ClientAssertionBuilder {
         builder
     }
 
+    /// The same settings for another authority's token endpoint (a B2C user flow's).
+    pub(crate) fn for_other_authority(&self, authority: &Authority) -> Self {
+        Self {
+            client_id: self.client_id.clone(),
+            audience: authority.token_endpoint().as_str().to_owned(),
+            algorithm: self.algorithm,
+            preferred: self.preferred.clone(),
+            thumbprint: self.thumbprint,
+            x5c: self.x5c,
+            lifetime: self.lifetime,
+            extra_claims: self.extra_claims.clone(),
+            clock: Arc::clone(&self.clock),
+            reuse: self.reuse,
+            microsoft: authority.is_microsoft(),
+            claims_parts: OnceLock::new(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
     fn changed(mut self) -> Self {
         self.claims_parts = OnceLock::new();
         self.state = Mutex::new(State::default());

@@ -257,6 +257,28 @@ impl Authority {
         })
     }
 
+    /// The same B2C tenant with another user flow: the step-up from `B2C_1_signupsignin` to
+    /// `B2C_1_mfa`. Refused for authorities that are not B2C.
+    pub fn with_b2c_policy(&self, policy: &str) -> Result<Self, Error> {
+        let (AuthorityKind::B2c, Some(tenant)) = (self.kind, self.tenant.as_deref()) else {
+            return Err(Error::Configuration(
+                "only a B2C authority has user flows to switch".into(),
+            ));
+        };
+        let mut base = self.url.clone();
+        base.path_segments_mut()
+            .map_err(|()| Error::InvalidEndpoint("the authority URL cannot have a path".into()))?
+            .pop_if_empty()
+            .pop()
+            .pop();
+        let base = base.as_str().trim_end_matches('/').to_owned();
+        let mut switched = Self::b2c_at(&base, tenant, policy)?;
+        if switched.issuer.is_none() {
+            switched.issuer = self.issuer.clone();
+        }
+        Ok(switched)
+    }
+
     /// Entra External ID (CIAM) `https://{name}.ciamlogin.com/{tenant}`.
     pub fn ciam(name: &str, tenant: Option<&str>) -> Result<Self, Error> {
         let name = check_segment("CIAM tenant name", name)?;

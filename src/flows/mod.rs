@@ -217,6 +217,44 @@ impl ConfidentialClient {
     pub fn cache(&self) -> &Arc<TokenCache> {
         &self.inner.cache
     }
+
+    /// The same app at another B2C user flow of its tenant (the MFA flow of a step-up),
+    /// sharing the credential, HTTP client, cache and clock. Its sign-ins are its own
+    /// accounts (B2C's home account ids name the flow).
+    pub fn for_b2c_policy(&self, policy: &str) -> Result<ConfidentialClient, Error> {
+        let inner = &self.inner;
+        let authority = inner.authority.with_b2c_policy(policy)?;
+        let credential = match &inner.credential {
+            Credential::Certificate { signer, assertions } => Credential::Certificate {
+                signer: Arc::clone(signer),
+                assertions: Arc::new(assertions.for_other_authority(&authority)),
+            },
+            other => other.clone(),
+        };
+        let app_partition = format!(
+            "{}|{}|{}|",
+            environment(&authority),
+            realm(&authority),
+            inner.client_id.to_ascii_lowercase()
+        )
+        .into();
+        Ok(ConfidentialClient {
+            inner: Arc::new(Inner {
+                authority,
+                client_id: inner.client_id.clone(),
+                credential,
+                http: Arc::clone(&inner.http),
+                cache: Arc::clone(&inner.cache),
+                clock: Arc::clone(&inner.clock),
+                retry_delay: inner.retry_delay,
+                app_partition,
+                throttled: Mutex::new(HashMap::new()),
+                users: Mutex::new(HashMap::new()),
+                capabilities: inner.capabilities.clone(),
+                id_tokens: std::sync::OnceLock::new(),
+            }),
+        })
+    }
 }
 
 impl<S> ClientBuilder<S> {

@@ -24,6 +24,9 @@ pub struct Config {
     pub managed_identities: Vec<ManagedIdentityConfig>,
     /// Users who can sign in at `/authorize` (no UI: `login_hint` picks one).
     pub users: Vec<UserConfig>,
+    /// Azure AD B2C user flows served at `/{tenant}/{policy}/...`. When empty, any `B2C_1_`
+    /// or `B2C_1A_` policy works as a plain sign-in flow.
+    pub b2c_policies: Vec<B2cPolicyConfig>,
     /// Lifetime of managed-identity tokens in seconds (about 24 hours, as in Azure).
     pub managed_identity_token_lifetime_secs: u64,
 }
@@ -37,6 +40,7 @@ impl Default for Config {
             certificate_authorities: Vec::new(),
             managed_identities: Vec::new(),
             users: Vec::new(),
+            b2c_policies: Vec::new(),
             managed_identity_token_lifetime_secs: 86_399,
         }
     }
@@ -63,6 +67,12 @@ impl Config {
     /// Sets the access-token lifetime.
     pub fn token_lifetime_secs(mut self, secs: u64) -> Self {
         self.token_lifetime_secs = secs;
+        self
+    }
+
+    /// Adds a B2C user flow.
+    pub fn b2c_policy(mut self, policy: B2cPolicyConfig) -> Self {
+        self.b2c_policies.push(policy);
         self
     }
 
@@ -428,5 +438,36 @@ impl UserConfig {
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
+    }
+}
+
+/// An Azure AD B2C user flow (policy).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct B2cPolicyConfig {
+    /// The policy name, such as `B2C_1_signupsignin`.
+    pub name: String,
+    /// An MFA user flow: its tokens carry `amr` with `mfa` (the testkit's convention; B2C apps
+    /// recognise the flow by `tfp`/`acr`). Users enrol their second factor during the flow.
+    #[serde(default)]
+    pub mfa: bool,
+}
+
+impl B2cPolicyConfig {
+    /// A sign-up/sign-in user flow.
+    pub fn sign_up_sign_in(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            mfa: false,
+        }
+    }
+
+    /// A user flow that requires a second factor.
+    pub fn mfa(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            mfa: true,
+        }
     }
 }

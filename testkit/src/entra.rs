@@ -47,6 +47,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(discovery_b2c),
         )
         .route("/{tenant}/{policy}/discovery/v2.0/keys", get(jwks_b2c))
+        .route("/{tenant}/{policy}/oauth2/v2.0/token", post(token_b2c))
+        .route(
+            "/{tenant}/{policy}/oauth2/v2.0/authorize",
+            get(crate::user_flows::authorize_b2c),
+        )
         .route(
             crate::managed_identity::IMDS_PATH,
             get(crate::managed_identity::imds),
@@ -239,7 +244,24 @@ async fn token_v2(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    token(&shared, &tenant, &headers, &body, Version::V2)
+    token(&shared, &tenant, None, &headers, &body, Version::V2)
+}
+
+/// `POST /{tenant}/{policy}/oauth2/v2.0/token`: a B2C user flow's token endpoint.
+async fn token_b2c(
+    State(shared): State<Arc<Shared>>,
+    Path((tenant, policy)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    token(
+        &shared,
+        &tenant,
+        Some(&policy),
+        &headers,
+        &body,
+        Version::V2,
+    )
 }
 
 async fn token_v1(
@@ -248,18 +270,19 @@ async fn token_v1(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    token(&shared, &tenant, &headers, &body, Version::V1)
+    token(&shared, &tenant, None, &headers, &body, Version::V1)
 }
 
 fn token(
     shared: &Shared,
     tenant: &str,
+    policy: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
     version: Version,
 ) -> Response {
     let correlation_id = correlation_id(headers);
-    match token_response(shared, tenant, headers, body, version) {
+    match token_response(shared, tenant, policy, headers, body, version) {
         Ok(body) => json_response(StatusCode::OK, &body, &correlation_id),
         Err(e) => e.render(&correlation_id, shared.now_unix()),
     }
@@ -336,11 +359,28 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 fn token_response(
     shared: &Shared,
     tenant: &str,
+    policy: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
     version: Version,
 ) -> Result<Value, OAuthError> {
     let form = parse_form(headers, body)?;
+    if let Some(policy) = policy {
+        let served = shared
+            .registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .b2c_policy(policy)
+            .is_some();
+        if !served {
+            return Err(OAuthError::invalid_request(
+                90057,
+                format!("The policy '{policy}' does not exist in the tenant."),
+            ));
+        }
+    }
+    let policy_lower = policy.map(str::to_ascii_lowercase);
+    let policy = policy_lower.as_deref();
     let grant_type = required(&form, "grant_type")?;
     let user_grant = matches!(
         grant_type,
@@ -397,12 +437,12 @@ fn token_response(
     let acr = authenticate(shared, &app, &form, basic.map(|(_, s)| s), &endpoint)?;
     match grant_type {
         "authorization_code" if version == Version::V2 => {
-            return crate::user_flows::redeem_code(shared, &app, acr, &form);
+            return crate::user_flows::redeem_code(shared, &app, acr, policy, &form);
         }
         "refresh_token" if version == Version::V2 => {
-            return crate::user_flows::redeem_refresh_token(shared, &app, acr, &form);
+            return crate::user_flows::redeem_refresh_token(shared, &app, acr, policy, &form);
         }
-        JWT_BEARER_GRANT if version == Version::V2 => {
+        JWT_BEARER_GRANT if version == Version::V2 && policy.is_none() => {
             return crate::user_flows::on_behalf_of(shared, &app, acr, &form);
         }
         _ if user_grant => {

@@ -47,8 +47,8 @@ mod registry;
 mod user_flows;
 
 pub use crate::config::{
-    AppConfig, Config, FederatedCredential, ManagedIdentityConfig, SecretConfig, TenantConfig,
-    TrustedSubject, UserConfig,
+    AppConfig, B2cPolicyConfig, Config, FederatedCredential, ManagedIdentityConfig, SecretConfig,
+    TenantConfig, TrustedSubject, UserConfig,
 };
 pub use crate::faults::{Endpoint, Fault, RecordedRequest};
 pub use crate::keys::{TestCa, TestCertificate};
@@ -445,6 +445,15 @@ impl Testkit {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .put_secret(name, content_type, value, now)
+    }
+
+    /// The B2C authority of `policy` in `tenant`: `{base}/{tenant}/{policy}`.
+    pub fn b2c_authority(&self, tenant: &str, policy: &str) -> String {
+        format!(
+            "{}/{tenant}/{}",
+            self.shared.base_url,
+            policy.to_ascii_lowercase()
+        )
     }
 
     /// The v2.0 authorize endpoint for `tenant`.

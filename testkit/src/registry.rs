@@ -196,6 +196,7 @@ pub(crate) struct Registry {
     pub(crate) identities: Vec<crate::ManagedIdentityInfo>,
     pub(crate) identity_lifetime_secs: u64,
     users: Vec<User>,
+    b2c_policies: Vec<crate::config::B2cPolicyConfig>,
 }
 
 /// A user, resolved.
@@ -218,6 +219,7 @@ impl Registry {
             identities: Vec::new(),
             identity_lifetime_secs: config.managed_identity_token_lifetime_secs,
             users: Vec::new(),
+            b2c_policies: config.b2c_policies.clone(),
         };
         if config.managed_identity_token_lifetime_secs < 300 {
             return Err(TestkitError::Config(
@@ -314,6 +316,22 @@ impl Registry {
             return id.clone();
         }
         derived_guid(&["tenant", &lower])
+    }
+
+    /// Whether `policy` is a B2C user flow here, and whether it is an MFA flow; `None` when
+    /// it is not served.
+    pub(crate) fn b2c_policy(&self, policy: &str) -> Option<bool> {
+        let lower = policy.to_ascii_lowercase();
+        if !lower.starts_with("b2c_1_") && !lower.starts_with("b2c_1a_") {
+            return None;
+        }
+        if self.b2c_policies.is_empty() {
+            return Some(false);
+        }
+        self.b2c_policies
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(policy))
+            .map(|p| p.mfa)
     }
 
     /// Adds (or replaces) a user.

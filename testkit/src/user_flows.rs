@@ -36,6 +36,10 @@ struct Code {
     user: User,
     /// The `acrs` values the sign-in satisfied (a second factor was used).
     acrs: Vec<String>,
+    /// A second factor was used (an `acrs` step-up, or a B2C MFA user flow).
+    mfa: bool,
+    /// The B2C user flow, lower-cased.
+    policy: Option<String>,
     expires_at: u64,
     redeemed: bool,
 }
@@ -46,6 +50,8 @@ struct Grant {
     client_id: String,
     user: User,
     acrs: Vec<String>,
+    mfa: bool,
+    policy: Option<String>,
     used: bool,
 }
 
@@ -174,8 +180,42 @@ pub(crate) async fn authorize(
     Path(tenant): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    authorize_at(&shared, &tenant, None, query.as_deref())
+}
+
+/// `GET /{tenant}/{policy}/oauth2/v2.0/authorize`: an Azure AD B2C user flow.
+pub(crate) async fn authorize_b2c(
+    State(shared): State<Arc<Shared>>,
+    Path((tenant, policy)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mfa = shared
+        .registry
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .b2c_policy(&policy);
+    let Some(mfa) = mfa else {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            90057,
+            &format!("The policy '{policy}' does not exist in the tenant."),
+        );
+    };
+    authorize_at(
+        &shared,
+        &tenant,
+        Some((policy.to_ascii_lowercase(), mfa)),
+        query.as_deref(),
+    )
+}
+
+fn authorize_at(
+    shared: &Shared,
+    tenant: &str,
+    policy: Option<(String, bool)>,
+    query: Option<&str>,
+) -> Response {
     let pairs: Vec<(String, String)> = query
-        .as_deref()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let param = |name: &str| {
@@ -194,7 +234,7 @@ pub(crate) async fn authorize(
     };
     let (tid, app) = {
         let registry = shared.registry.read().unwrap_or_else(|p| p.into_inner());
-        (registry.tenant_id(&tenant), registry.app(client_id))
+        (registry.tenant_id(tenant), registry.app(client_id))
     };
     let Some(app) = app.filter(|a| a.is_in_tenant(&tid)) else {
         return error_page(
@@ -291,6 +331,8 @@ pub(crate) async fn authorize(
             "AADSTS50079: The user must register a second factor for this step-up.",
         );
     }
+    // A B2C MFA user flow enrols and uses the second factor itself.
+    let b2c_mfa = policy.as_ref().is_some_and(|(_, mfa)| *mfa);
     let code = random_token("0.A");
     shared
         .sessions
@@ -305,7 +347,9 @@ pub(crate) async fn authorize(
                 challenge,
                 nonce: param("nonce").map(str::to_owned),
                 user,
+                mfa: b2c_mfa || !acrs.is_empty(),
                 acrs,
+                policy: policy.map(|(name, _)| name),
                 expires_at: shared.now_unix() + CODE_LIFETIME_SECS,
                 redeemed: false,
             },
@@ -338,13 +382,14 @@ pub(crate) fn redeem_code(
     shared: &Shared,
     app: &App,
     acr: &str,
+    policy: Option<&str>,
     form: &[(String, String)],
 ) -> Result<Value, OAuthError> {
     let code_value = required(form, "code")?;
     let redirect_uri = required(form, "redirect_uri")?;
     let scope = required(form, "scope")?;
     let now = shared.now_unix();
-    let (user, nonce, acrs) = {
+    let (user, nonce, acrs, mfa) = {
         let mut sessions = shared.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let code = sessions.codes.get_mut(code_value).ok_or_else(|| {
             OAuthError::invalid_grant(
@@ -371,6 +416,12 @@ pub(crate) fn redeem_code(
             )
             .suberror("client_mismatch"));
         }
+        if code.policy.as_deref() != policy {
+            return Err(OAuthError::invalid_grant(
+                70000,
+                "The authorization code was issued by another user flow (policy).",
+            ));
+        }
         if code.redirect_uri != redirect_uri {
             return Err(OAuthError::invalid_grant(
                 500117,
@@ -394,7 +445,12 @@ pub(crate) fn redeem_code(
             }
         }
         code.redeemed = true;
-        (code.user.clone(), code.nonce.clone(), code.acrs.clone())
+        (
+            code.user.clone(),
+            code.nonce.clone(),
+            code.acrs.clone(),
+            code.mfa,
+        )
     };
     let family = uuid::Uuid::new_v4().simple().to_string();
     issue_user_tokens(
@@ -406,6 +462,8 @@ pub(crate) fn redeem_code(
             scope,
             nonce: nonce.as_deref(),
             acrs: &acrs,
+            mfa,
+            policy,
             family: &family,
             client_info: field(form, "client_info") == Some("1"),
         },
@@ -418,6 +476,7 @@ pub(crate) fn redeem_refresh_token(
     shared: &Shared,
     app: &App,
     acr: &str,
+    policy: Option<&str>,
     form: &[(String, String)],
 ) -> Result<Value, OAuthError> {
     let token = required(form, "refresh_token")?;
@@ -426,7 +485,7 @@ pub(crate) fn redeem_refresh_token(
     let wanted = requested_acrs(claims).map_err(|()| {
         OAuthError::invalid_request(90014, "The claims parameter is not valid JSON.")
     })?;
-    let (user, family, acrs) = {
+    let (user, family, acrs, mfa) = {
         let mut sessions = shared.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let Sessions {
             grants,
@@ -452,6 +511,12 @@ pub(crate) fn redeem_refresh_token(
             )
             .suberror("client_mismatch"));
         }
+        if grant.policy.as_deref() != policy {
+            return Err(OAuthError::invalid_grant(
+                70000,
+                "The refresh token was issued by another user flow (policy).",
+            ));
+        }
         if grant.used {
             revoked_families.insert(grant.family.clone());
             return Err(OAuthError::invalid_grant(
@@ -470,7 +535,12 @@ pub(crate) fn redeem_refresh_token(
             .with_claims(claims.unwrap_or_default()));
         }
         grant.used = true;
-        (grant.user.clone(), grant.family.clone(), grant.acrs.clone())
+        (
+            grant.user.clone(),
+            grant.family.clone(),
+            grant.acrs.clone(),
+            grant.mfa,
+        )
     };
     issue_user_tokens(
         shared,
@@ -481,6 +551,8 @@ pub(crate) fn redeem_refresh_token(
             scope,
             nonce: None,
             acrs: &acrs,
+            mfa,
+            policy,
             family: &family,
             client_info: field(form, "client_info") == Some("1"),
         },
@@ -595,7 +667,9 @@ pub(crate) fn on_behalf_of(
             user: &user,
             scope,
             nonce: None,
+            mfa: !acrs.is_empty(),
             acrs: &acrs,
+            policy: None,
             family: &family,
             client_info: field(form, "client_info") == Some("1"),
         },
@@ -608,6 +682,9 @@ struct Issue<'a> {
     scope: &'a str,
     nonce: Option<&'a str>,
     acrs: &'a [String],
+    mfa: bool,
+    /// A B2C user flow: B2C's claims (`tfp`, `acr`, v1.0 with the tenant issuer).
+    policy: Option<&'a str>,
     family: &'a str,
     client_info: bool,
 }
@@ -714,7 +791,7 @@ fn issue_user_tokens(
         }
     };
     let mut amr = vec!["pwd"];
-    if !issue.acrs.is_empty() {
+    if issue.mfa {
         amr.push("mfa");
     }
     let mut claims = json!({
@@ -733,7 +810,17 @@ fn issue_user_tokens(
     if !issue.acrs.is_empty() {
         claims["acrs"] = json!(issue.acrs);
     }
-    if version == 2 {
+    if let Some(policy) = issue.policy {
+        // B2C: one issuer per tenant, `sub` = the user's object id, the user flow in
+        // `tfp` and `acr`, `ver` 1.0.
+        claims["iss"] = json!(format!("{base}/{tid}/v2.0/"));
+        claims["sub"] = json!(user.oid);
+        claims["azp"] = json!(client.config.client_id);
+        claims["tfp"] = json!(policy);
+        claims["acr"] = json!(policy);
+        claims["emails"] = json!([user.username]);
+        claims["ver"] = json!("1.0");
+    } else if version == 2 {
         claims["iss"] = json!(format!("{base}/{tid}/v2.0"));
         claims["azp"] = json!(client.config.client_id);
         claims["azpacr"] = json!(acr);
@@ -778,6 +865,8 @@ fn issue_user_tokens(
                     client_id: client.config.client_id.clone(),
                     user: user.clone(),
                     acrs: issue.acrs.to_vec(),
+                    mfa: issue.mfa,
+                    policy: issue.policy.map(str::to_owned),
                     used: false,
                 },
             );
@@ -800,11 +889,27 @@ fn issue_user_tokens(
         if let Some(nonce) = issue.nonce {
             id_claims["nonce"] = json!(nonce);
         }
+        if let Some(policy) = issue.policy {
+            id_claims["iss"] = json!(format!("{base}/{tid}/v2.0/"));
+            id_claims["sub"] = json!(user.oid);
+            id_claims["tfp"] = json!(policy);
+            id_claims["acr"] = json!(policy);
+            id_claims["emails"] = json!([user.username]);
+            id_claims["ver"] = json!("1.0");
+            if let Some(map) = id_claims.as_object_mut() {
+                map.remove("preferred_username");
+            }
+        }
         body["id_token"] = json!(sign(shared, &id_claims)?);
     }
     if issue.client_info {
+        // B2C's uid names the user flow too: home account id `{oid}-{policy}.{tid}`.
+        let uid = match issue.policy {
+            Some(policy) => format!("{}-{policy}", user.oid),
+            None => user.oid.clone(),
+        };
         body["client_info"] =
-            json!(URL_SAFE_NO_PAD.encode(json!({"uid": user.oid, "utid": tid}).to_string()));
+            json!(URL_SAFE_NO_PAD.encode(json!({"uid": uid, "utid": tid}).to_string()));
     }
     Ok(body)
 }

@@ -609,3 +609,103 @@ async fn entra_step_up_with_an_acrs_claims_challenge() {
     .await;
     assert_eq!(response.error.as_deref(), Some("interaction_required"));
 }
+
+#[tokio::test]
+async fn b2c_sign_in_then_mfa_user_flow_step_up() {
+    use confidant_testkit::B2cPolicyConfig;
+
+    const B2C_TID: &str = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6";
+    const B2C: &str = "contosob2c.onmicrosoft.com";
+    const CAROL: &str = "carol@example.com";
+    let config = Config::default()
+        .tenant(TenantConfig::new(B2C_TID, &[B2C]))
+        .b2c_policy(B2cPolicyConfig::sign_up_sign_in("B2C_1_signupsignin"))
+        .b2c_policy(B2cPolicyConfig::mfa("B2C_1_mfa"))
+        .app(
+            AppConfig::new(API, B2C)
+                .identifier_uri(format!("api://{API}"))
+                .scopes(&["Accounts.Read", "Accounts.Write"]),
+        )
+        .app(
+            AppConfig::new(WEB, B2C)
+                .secret(SECRET)
+                .redirect_uri(REDIRECT),
+        )
+        .user(UserConfig::new(CAROL, B2C).name("Carol"));
+    let testkit = Testkit::builder()
+        .config(config)
+        .start()
+        .await
+        .expect("testkit");
+    let sign_in_flow = ConfidentialClient::builder(
+        Authority::b2c_at(testkit.base_url(), B2C, "B2C_1_signupsignin").expect("authority"),
+        WEB,
+    )
+    .client_secret(SECRET)
+    .build()
+    .expect("client");
+
+    let (url, flow) = sign_in_flow
+        .authorization_url(
+            &AuthorizationRequest::new(REDIRECT, &[read(), write()]).login_hint(CAROL),
+        )
+        .expect("URL");
+    assert!(
+        url.path()
+            .ends_with("/b2c_1_signupsignin/oauth2/v2.0/authorize"),
+        "{url}"
+    );
+    let response = browse(&url).await;
+    let token = sign_in_flow
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("signed in");
+    let carol_oid = testkit.user_object_id(B2C, CAROL).expect("carol");
+    let account = token.account().cloned().expect("account");
+    assert_eq!(
+        account.home_account_id,
+        format!("{carol_oid}-b2c_1_signupsignin.{B2C_TID}")
+    );
+    let c = claims(&token);
+    assert_eq!(c["tfp"], "b2c_1_signupsignin");
+    assert_eq!(c["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(c["iss"], format!("{}/{B2C_TID}/v2.0/", testkit.base_url()));
+
+    // The API wants MFA: the app switches to the MFA user flow for the step-up.
+    let mfa_flow = sign_in_flow.for_b2c_policy("B2C_1_mfa").expect("MFA flow");
+    let (flow, response) = sign_in(
+        &mfa_flow,
+        AuthorizationRequest::new(REDIRECT, &[read(), write()]).login_hint(CAROL),
+    )
+    .await;
+    let stepped_up = mfa_flow
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("MFA user flow");
+    let c = claims(&stepped_up);
+    assert_eq!(c["tfp"], "b2c_1_mfa");
+    assert_eq!(c["amr"], serde_json::json!(["pwd", "mfa"]));
+    let mfa_account = stepped_up.account().cloned().expect("account");
+    assert_ne!(mfa_account.home_account_id, account.home_account_id);
+    let silent = mfa_flow
+        .acquire_token_silent_with(
+            &mfa_account,
+            &confidant::TokenRequest::new(&[write()]).force_refresh(true),
+        )
+        .await
+        .expect("refresh at the MFA flow");
+    assert_eq!(claims(&silent)["tfp"], "b2c_1_mfa");
+
+    // A policy the tenant does not have, and a switch on an Entra authority.
+    let error = sign_in_flow
+        .for_b2c_policy("B2C_1_unknown")
+        .expect("client")
+        .acquire_token_silent(&account, &[read()])
+        .await
+        .expect_err("no sign-in there");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Server(ServerErrorClass::InteractionRequired)
+    );
+    assert!(self::client(&testkit).for_b2c_policy("B2C_1_mfa").is_err());
+}
