@@ -13,6 +13,6 @@ cargo test --workspace --all-features --locked
 # Only the library: the CLI and testkit would switch the default aws-lc backend back on.
 cargo test -p confidant --no-default-features --features rust-crypto --locked
 # The examples run offline against the in-process testkit; each checks what it shows.
-for example in quickstart cert_to_arm mi_keyvault_cross_tenant hsm_remote_sign; do
+for example in quickstart cert_to_arm mi_keyvault_cross_tenant hsm_remote_sign b2c_webapp; do
   cargo run --quiet --all-features --locked --example "$example" >/dev/null
 done

@@ -58,6 +58,19 @@ impl Challenge {
         self.param("error")
     }
 
+    /// The B2C user flow the resource asks for: the `acr` value of the `claims` request when it
+    /// names a policy (`B2C_1_…`, `B2C_1A_…`). Switch to it with
+    /// [`ConfidentialClient::for_b2c_policy`](crate::ConfidentialClient::for_b2c_policy).
+    pub fn b2c_policy(&self) -> Option<String> {
+        let claims = self.claims()?.ok()?;
+        let value: Value = serde_json::from_str(&claims).ok()?;
+        let acr = value["access_token"]["acr"]["value"]
+            .as_str()
+            .or_else(|| value["id_token"]["acr"]["value"].as_str())?;
+        let lower = acr.to_ascii_lowercase();
+        (lower.starts_with("b2c_1_") || lower.starts_with("b2c_1a_")).then_some(lower)
+    }
+
     /// The claims the resource asks for, decoded from the `claims` parameter (standard base64
     /// as Entra sends it, or base64url), checked to be a JSON object. `None` without one.
     pub fn claims(&self) -> Option<Result<String, Error>> {
@@ -291,6 +304,32 @@ mod tests {
         assert_eq!(
             c.claims().map(|r| r.expect("claims")).as_deref(),
             Some(claims)
+        );
+    }
+
+    #[test]
+    fn b2c_policy_from_an_acr_request() {
+        let header = |claims: &str| {
+            parse(&format!(
+                r#"Bearer error="insufficient_claims", claims="{}""#,
+                STANDARD.encode(claims)
+            ))
+            .remove(0)
+        };
+        assert_eq!(
+            header(r#"{"access_token":{"acr":{"essential":true,"value":"B2C_1_mfa"}}}"#)
+                .b2c_policy()
+                .as_deref(),
+            Some("b2c_1_mfa")
+        );
+        assert_eq!(
+            header(r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#).b2c_policy(),
+            None
+        );
+        assert_eq!(
+            header(r#"{"access_token":{"acr":{"value":"urn:mace:incommon:iap:silver"}}}"#)
+                .b2c_policy(),
+            None
         );
     }
 

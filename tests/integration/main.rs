@@ -3,10 +3,15 @@
 mod assertion;
 #[cfg(feature = "azure-core")]
 mod azure_sdk;
+mod b2c_webapp;
 mod client_credentials;
 mod http;
+#[path = "../../examples/b2c_webapp/journey.rs"]
+mod journey;
 mod key_vault;
 mod managed_identity;
+#[path = "../../examples/b2c_webapp/offline.rs"]
+mod offline;
 mod parsers;
 mod protected_api;
 mod signers;
@@ -14,4 +19,6 @@ mod support;
 mod testkit;
 mod user_flows;
 mod validator;
+#[path = "../../examples/b2c_webapp/webapp.rs"]
+mod webapp;
 mod workload_identity;
