@@ -494,6 +494,16 @@ impl Testkit {
             .revoke_user(&oid)
     }
 
+    /// Blocks (or, with `false`, allows again) user `username`'s sign-in: `/authorize` answers
+    /// `access_denied` (AADSTS50057, account disabled).
+    pub fn block_sign_in(&self, username: &str, block: bool) {
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .block_sign_in(username, block);
+    }
+
     /// Makes user `username` decline (or, with `false`, accept again) the consent prompt.
     pub fn decline_consent(&self, username: &str, decline: bool) {
         self.shared

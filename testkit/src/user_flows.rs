@@ -63,6 +63,8 @@ pub(crate) struct Sessions {
     revoked_families: HashSet<String>,
     /// Usernames (lower-cased) whose consent prompt is declined.
     declines_consent: HashSet<String>,
+    /// Usernames (lower-cased) whose sign-in is blocked (account disabled).
+    blocked: HashSet<String>,
 }
 
 impl Sessions {
@@ -77,6 +79,15 @@ impl Sessions {
         let count = families.len();
         self.revoked_families.extend(families);
         count
+    }
+
+    pub(crate) fn block_sign_in(&mut self, username: &str, block: bool) {
+        let name = username.to_ascii_lowercase();
+        if block {
+            self.blocked.insert(name);
+        } else {
+            self.blocked.remove(&name);
+        }
     }
 
     pub(crate) fn decline_consent(&mut self, username: &str, decline: bool) {
@@ -307,12 +318,20 @@ fn authorize_at(
             "AADSTS50058: No user could be signed in (set login_hint to a configured user).",
         );
     };
-    let declined = shared
-        .sessions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .declines_consent
-        .contains(&user.username.to_ascii_lowercase());
+    let (blocked, declined) = {
+        let sessions = shared.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let name = user.username.to_ascii_lowercase();
+        (
+            sessions.blocked.contains(&name),
+            sessions.declines_consent.contains(&name),
+        )
+    };
+    if blocked {
+        return fail(
+            "access_denied",
+            "AADSTS50057: The user account is disabled.",
+        );
+    }
     if declined {
         return fail(
             "access_denied",

@@ -372,3 +372,103 @@ async fn managed_identity_endpoints_are_as_strict_as_azure() {
             .expect("config");
     assert!(Testkit::builder().config(two_system).start().await.is_err());
 }
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_sign_in() {
+    use confidant_testkit::UserConfig;
+
+    const WEB: &str = "44444444-4444-4444-4444-444444444444";
+    const REDIRECT: &str = "http://localhost/cb";
+    let config = Config::default()
+        .tenant(TenantConfig::new(TID, &["contoso.onmicrosoft.com"]))
+        .app(
+            AppConfig::new(WEB, TID)
+                .secret(SECRET)
+                .redirect_uri(REDIRECT),
+        )
+        .user(UserConfig::new("alice@contoso.com", TID));
+    let testkit = Testkit::builder()
+        .config(config)
+        .start()
+        .await
+        .expect("testkit");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http");
+    let authorize = format!(
+        "{}?client_id={WEB}&response_type=code&redirect_uri={REDIRECT}&scope=openid%20offline_access&state=s",
+        testkit.authorize_endpoint(TID)
+    );
+    let response = http.get(&authorize).send().await.expect("authorize");
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let code = url::Url::parse(&location)
+        .expect("URL")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let token = |form: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let endpoint = testkit.token_endpoint(TID);
+        async move {
+            let mut form = form;
+            form.push(("client_id", WEB.to_owned()));
+            form.push(("client_secret", SECRET.to_owned()));
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+                .finish();
+            let response = http
+                .post(endpoint)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .expect("token");
+            let status = response.status().as_u16();
+            let body: serde_json::Value =
+                serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
+            (status, body)
+        }
+    };
+    let (status, body) = token(vec![
+        ("grant_type", "authorization_code".into()),
+        ("code", code),
+        ("redirect_uri", REDIRECT.into()),
+        ("scope", "openid offline_access".into()),
+    ])
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let first = body["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned();
+    let refresh = |rt: String| {
+        token(vec![
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", rt),
+            ("scope", "openid offline_access".into()),
+        ])
+    };
+    let (status, body) = refresh(first.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let second = body["refresh_token"].as_str().expect("rotated").to_owned();
+    assert_ne!(first, second);
+    // The first one again: reuse, which revokes the whole sign-in.
+    let (status, body) = refresh(first).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(body["error_codes"][0], 70008);
+    let (status, body) = refresh(second).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error_codes"][0], 50173,
+        "the rotated token died with its family"
+    );
+}

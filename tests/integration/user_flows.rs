@@ -391,6 +391,31 @@ async fn bad_callbacks_are_typed_and_keep_nothing() {
     );
     assert!(client.accounts().is_empty());
 
+    // A disabled account.
+    testkit.block_sign_in(ALICE, true);
+    let (flow, response) = sign_in(&client, request()).await;
+    assert_eq!(response.error.as_deref(), Some("access_denied"));
+    assert!(
+        client
+            .acquire_token_by_auth_code(&flow, &response)
+            .await
+            .is_err()
+    );
+    testkit.block_sign_in(ALICE, false);
+
+    // A code redeemed after its ten minutes.
+    let (flow, response) = sign_in(&client, request()).await;
+    testkit.set_clock(std::sync::Arc::new(|| {
+        std::time::SystemTime::now() + std::time::Duration::from_secs(11 * 60)
+    }));
+    let error = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect_err("expired code");
+    assert_eq!(error.server_error().and_then(|e| e.aadsts()), Some(70008));
+    testkit.set_clock(std::sync::Arc::new(std::time::SystemTime::now));
+    assert!(client.accounts().is_empty());
+
     // An unknown user: the testkit cannot sign anyone in.
     let (flow, response) = sign_in(
         &client,
