@@ -223,6 +223,8 @@ pub struct Account {
 pub(crate) struct UserRecord {
     pub(crate) account: Account,
     pub(crate) refresh_token: Option<Zeroizing<String>>,
+    /// The last ID token (validated when it came with a sign-in), for the persistent cache.
+    pub(crate) id_token: Option<Zeroizing<String>>,
 }
 
 impl fmt::Debug for UserRecord {
@@ -595,10 +597,14 @@ fn store_user_tokens(
             .or_insert_with(|| UserRecord {
                 account: account.clone(),
                 refresh_token: None,
+                id_token: None,
             });
         record.account = account.clone();
         if let Some(refresh_token) = tokens.refresh_token {
             record.refresh_token = Some(refresh_token);
+        }
+        if let Some(id_token) = tokens.id_token {
+            record.id_token = Some(id_token);
         }
     }
     let requested: Vec<&str> = scopes.iter().map(String::as_str).collect();
