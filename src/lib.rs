@@ -47,8 +47,8 @@ pub use crate::error::{Error, ErrorKind};
 pub use crate::flows::bench_support as __bench_support;
 pub use crate::flows::{
     Account, AuthCodeFlow, AuthenticationResult, AuthorizationRequest, AuthorizationResponse,
-    Challenge, ClientBuilder, ClientCredentialsRequest, ConfidentialClient, NoCredential,
-    OnBehalfOfRequest, ResponseMode, TokenOrigin, WithCredential,
+    Challenge, ClientBuilder, ConfidentialClient, NoCredential, ResponseMode, TokenOrigin,
+    WithCredential,
 };
 pub use crate::secret::{AccessToken, ClientSecret, Password};
 pub use crate::server_error::{ServerError, ServerErrorClass};

@@ -10,13 +10,12 @@ use async_trait::async_trait;
 
 use crate::cache::CachedToken;
 use crate::error::Error;
-use crate::flows::{
-    AuthenticationResult, ClientCredentialsRequest, ConfidentialClient, TokenOrigin,
-};
+use crate::flows::{AuthenticationResult, ConfidentialClient, TokenOrigin};
 use crate::secret::AccessToken;
 
-/// What a [`TokenSource`] is asked for: scopes, and when a cached token will not do, a forced
-/// refresh or a claims challenge (a resource's CAE or step-up answer).
+/// A token request beyond its scopes: a forced refresh or a claims challenge (a resource's CAE
+/// or step-up answer), both of which skip the cache. What a [`TokenSource`] is asked for, and
+/// the options of the client-credentials, silent and on-behalf-of flows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenRequest {
@@ -71,12 +70,7 @@ pub trait TokenSource: fmt::Debug + Send + Sync {
 #[async_trait]
 impl TokenSource for ConfidentialClient {
     async fn token(&self, request: &TokenRequest) -> Result<AuthenticationResult, Error> {
-        let mut client_request =
-            ClientCredentialsRequest::new(&request.scopes).force_refresh(request.force_refresh);
-        if let Some(claims) = &request.claims {
-            client_request = client_request.claims(claims.clone());
-        }
-        self.acquire_token_for_client_with(&client_request).await
+        self.acquire_token_for_client_with(request).await
     }
 }
 

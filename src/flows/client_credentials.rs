@@ -6,41 +6,7 @@ use super::{AuthenticationResult, ConfidentialClient, Inner, TokenOrigin, token_
 use crate::cache::single_flight::FlightResult;
 use crate::cache::{CacheKey, CachedToken};
 use crate::error::Error;
-
-/// A client-credentials request beyond the scopes: force a refresh, or send a claims
-/// challenge (both bypass the cache).
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct ClientCredentialsRequest {
-    /// The scopes: for app tokens, one `{resource}/.default`.
-    pub scopes: Vec<String>,
-    /// Skip the cache and ask the authority.
-    pub force_refresh: bool,
-    /// A claims challenge (JSON) to send as `claims`.
-    pub claims: Option<String>,
-}
-
-impl ClientCredentialsRequest {
-    /// A request for `scopes`.
-    pub fn new<S: AsRef<str>>(scopes: &[S]) -> Self {
-        Self {
-            scopes: scopes.iter().map(|s| s.as_ref().to_owned()).collect(),
-            ..Self::default()
-        }
-    }
-
-    /// Skips the cache.
-    pub fn force_refresh(mut self, force: bool) -> Self {
-        self.force_refresh = force;
-        self
-    }
-
-    /// Sends `claims` (and skips the cache).
-    pub fn claims(mut self, claims: impl Into<String>) -> Self {
-        self.claims = Some(claims.into());
-        self
-    }
-}
+use crate::token_source::TokenRequest;
 
 impl ConfidentialClient {
     /// An app-only token for `scopes` (for example `["https://vault.azure.net/.default"]`):
@@ -50,14 +16,14 @@ impl ConfidentialClient {
         &self,
         scopes: &[S],
     ) -> Result<AuthenticationResult, Error> {
-        self.acquire_token_for_client_with(&ClientCredentialsRequest::new(scopes))
+        self.acquire_token_for_client_with(&TokenRequest::new(scopes))
             .await
     }
 
     /// [`acquire_token_for_client`](Self::acquire_token_for_client) with options.
     pub async fn acquire_token_for_client_with(
         &self,
-        request: &ClientCredentialsRequest,
+        request: &TokenRequest,
     ) -> Result<AuthenticationResult, Error> {
         let scopes: Vec<&str> = request
             .scopes

@@ -22,7 +22,6 @@ mod on_behalf_of;
 mod step_up;
 mod token_request;
 
-pub use self::on_behalf_of::OnBehalfOfRequest;
 pub use self::step_up::Challenge;
 pub(crate) use self::step_up::merge_capabilities;
 
@@ -30,7 +29,6 @@ pub use self::auth_code::{
     Account, AuthCodeFlow, AuthorizationRequest, AuthorizationResponse, ResponseMode,
 };
 
-pub use self::client_credentials::ClientCredentialsRequest;
 #[doc(hidden)]
 pub use self::client_credentials::bench_support;
 pub(crate) use self::token_request::retry_after;

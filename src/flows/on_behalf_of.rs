@@ -11,42 +11,9 @@ use sha2::{Digest as _, Sha256};
 use super::{AuthenticationResult, ConfidentialClient, Inner, TokenOrigin, environment, realm};
 use crate::cache::{CacheKey, CachedToken};
 use crate::error::Error;
+use crate::token_source::TokenRequest;
 
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-
-/// An on-behalf-of request beyond the assertion and scopes.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct OnBehalfOfRequest {
-    /// The downstream API's scopes.
-    pub scopes: Vec<String>,
-    /// Skip the cache.
-    pub force_refresh: bool,
-    /// A claims challenge from the downstream API (skips the cache).
-    pub claims: Option<String>,
-}
-
-impl OnBehalfOfRequest {
-    /// A request for `scopes`.
-    pub fn new<S: AsRef<str>>(scopes: &[S]) -> Self {
-        Self {
-            scopes: scopes.iter().map(|s| s.as_ref().to_owned()).collect(),
-            ..Self::default()
-        }
-    }
-
-    /// Skips the cache.
-    pub fn force_refresh(mut self, force: bool) -> Self {
-        self.force_refresh = force;
-        self
-    }
-
-    /// Sends `claims` (and skips the cache).
-    pub fn claims(mut self, claims: impl Into<String>) -> Self {
-        self.claims = Some(claims.into());
-        self
-    }
-}
 
 /// `b64url(SHA-256(assertion))`: MSAL's `user_assertion_hash`, the OBO cache partition.
 pub(crate) fn assertion_hash(assertion: &str) -> String {
@@ -62,7 +29,7 @@ impl ConfidentialClient {
         user_assertion: &str,
         scopes: &[S],
     ) -> Result<AuthenticationResult, Error> {
-        self.acquire_token_on_behalf_of_with(user_assertion, &OnBehalfOfRequest::new(scopes))
+        self.acquire_token_on_behalf_of_with(user_assertion, &TokenRequest::new(scopes))
             .await
     }
 
@@ -70,7 +37,7 @@ impl ConfidentialClient {
     pub async fn acquire_token_on_behalf_of_with(
         &self,
         user_assertion: &str,
-        request: &OnBehalfOfRequest,
+        request: &TokenRequest,
     ) -> Result<AuthenticationResult, Error> {
         let assertion = user_assertion.trim();
         if assertion.split('.').count() != 3 {

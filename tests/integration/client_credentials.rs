@@ -8,8 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use confidant::credential::AssertionCallback;
 use confidant::http::ReqwestClient;
 use confidant::{
-    Authority, ClientAssertionBuilder, ClientCredentialsRequest, ConfidentialClient, ErrorKind,
-    ManualClock, PemSigner, Pkcs12Signer, ServerErrorClass, TokenCache,
+    Authority, ClientAssertionBuilder, ConfidentialClient, ErrorKind, ManualClock, PemSigner,
+    Pkcs12Signer, ServerErrorClass, TokenCache, TokenRequest,
 };
 use confidant_testkit::{AppConfig, Config, Endpoint, Fault, TestCa, TestCertificate, Testkit};
 
@@ -293,7 +293,7 @@ async fn refused_credentials_are_typed() {
         .await
         .expect("first use");
     let err = replaying
-        .acquire_token_for_client_with(&ClientCredentialsRequest::new(&[SCOPE]).force_refresh(true))
+        .acquire_token_for_client_with(&TokenRequest::new(&[SCOPE]).force_refresh(true))
         .await
         .expect_err("replayed jti");
     assert!(err.is_invalid_client(), "{err}");
@@ -447,7 +447,7 @@ async fn one_503_is_retried_three_are_an_error() {
     testkit.reset_counters();
     testkit.inject(Endpoint::Token, Fault::status(503), 3);
     let err = client
-        .acquire_token_for_client_with(&ClientCredentialsRequest::new(&[SCOPE]).force_refresh(true))
+        .acquire_token_for_client_with(&TokenRequest::new(&[SCOPE]).force_refresh(true))
         .await
         .expect_err("503 twice");
     assert_eq!(
@@ -476,7 +476,7 @@ async fn garbage_truncated_dropped_and_slow_responses_are_typed() {
             .client_secret(SECRET)
             .http_client(http),
     );
-    let force = ClientCredentialsRequest::new(&[SCOPE]).force_refresh(true);
+    let force = TokenRequest::new(&[SCOPE]).force_refresh(true);
 
     testkit.inject(Endpoint::Token, Fault::Garbage, 1);
     let err = client

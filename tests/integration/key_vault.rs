@@ -287,7 +287,7 @@ fn thumbprint(pem: &str) -> String {
 async fn rotation_is_followed_on_schedule_and_on_demand() {
     use std::time::Duration;
 
-    use confidant::ClientCredentialsRequest;
+    use confidant::TokenRequest;
 
     let testkit = testkit().await;
     testkit.grant_vault_access(
@@ -325,7 +325,7 @@ async fn rotation_is_followed_on_schedule_and_on_demand() {
     .build()
     .expect("client");
     let scope = format!("{API}/.default");
-    let forced = ClientCredentialsRequest::new(&[&scope]).force_refresh(true);
+    let forced = TokenRequest::new(&[&scope]).force_refresh(true);
     client
         .acquire_token_for_client_with(&forced)
         .await
@@ -423,7 +423,7 @@ async fn rotation_is_followed_on_schedule_and_on_demand() {
 async fn secret_signer_follows_new_versions() {
     use std::time::Duration;
 
-    use confidant::{ClientCredentialsRequest, KeyVaultSecretSigner};
+    use confidant::{KeyVaultSecretSigner, TokenRequest};
 
     let testkit = testkit().await;
     testkit.grant_vault_access(VAULT_READER, &[VaultPermission::GetSecret]);
@@ -454,7 +454,7 @@ async fn secret_signer_follows_new_versions() {
     .certificate(Arc::clone(&signer) as Arc<dyn Signer>)
     .build()
     .expect("client");
-    let forced = ClientCredentialsRequest::new(&[format!("{API}/.default")]).force_refresh(true);
+    let forced = TokenRequest::new(&[format!("{API}/.default")]).force_refresh(true);
     client
         .acquire_token_for_client_with(&forced)
         .await

@@ -2,7 +2,7 @@
 //! credentials, claims on the wire. Checked with plain HTTP and jsonwebtoken, not with the crate.
 
 use confidant::credential::AssertionCallback;
-use confidant::{Authority, ClientCredentialsRequest, ConfidentialClient};
+use confidant::{Authority, ConfidentialClient, TokenRequest};
 use confidant_testkit::{AppConfig, Config, Endpoint, FederatedCredential, TenantConfig, Testkit};
 
 const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -232,7 +232,7 @@ async fn federated_credential_from_a_workload_token() {
         .expect("re-registered");
     let err = client
         .acquire_token_for_client_with(
-            &ClientCredentialsRequest::new(&[format!("{api}/.default")]).force_refresh(true),
+            &TokenRequest::new(&[format!("{api}/.default")]).force_refresh(true),
         )
         .await
         .expect_err("no matching federated credential");
@@ -258,7 +258,7 @@ async fn claims_are_sent_and_bypass_the_cache() {
         .expect("token");
     let challenge = r#"{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}"#;
     let fresh = client
-        .acquire_token_for_client_with(&ClientCredentialsRequest::new(&[scope]).claims(challenge))
+        .acquire_token_for_client_with(&TokenRequest::new(&[scope]).claims(challenge))
         .await
         .expect("with claims");
     assert!(!fresh.is_from_cache());

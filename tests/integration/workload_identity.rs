@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use confidant::{ClientCredentialsRequest, ErrorKind, WorkloadIdentity};
+use confidant::{ErrorKind, TokenRequest, WorkloadIdentity};
 use confidant_testkit::{AppConfig, Endpoint, FederatedCredential, Testkit};
 
 const TENANT: &str = "contoso";
@@ -129,7 +129,7 @@ async fn the_token_file_is_the_assertion_and_is_reread_after_rotation() {
     let second = external_token(&testkit, &subject(2), 3600);
     file.write(&second);
     client
-        .acquire_token_for_client_with(&ClientCredentialsRequest::new(&[SCOPE]).force_refresh(true))
+        .acquire_token_for_client_with(&TokenRequest::new(&[SCOPE]).force_refresh(true))
         .await
         .expect("after rotation");
     let sent = testkit.requests(Endpoint::Token);
