@@ -4,8 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Rust is the only prerequisite so far; later suites (Redis, oidc-provider) install theirs here.
 command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2; exit 2; }
+
+# msal-python, for the cache interop tests (tests/integration/msal_interop.rs): a virtual
+# environment under target/, pinned, created once.
+command -v python3 >/dev/null || { echo "python3 is required (msal-python interop tests)" >&2; exit 2; }
+MSAL_VENV=target/msal-venv
+if ! "$MSAL_VENV/bin/python" -c 'import msal; assert msal.__version__ == "1.39.0"' 2>/dev/null; then
+  python3 -m venv "$MSAL_VENV"
+  "$MSAL_VENV/bin/pip" install --quiet --disable-pip-version-check msal==1.39.0
+fi
+export MSAL_PYTHON="$PWD/$MSAL_VENV/bin/python"
 
 # The CLI tests run the testkit binary beside the `confidant` binary.
 cargo build --workspace --bins --all-features --locked

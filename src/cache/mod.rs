@@ -52,6 +52,13 @@ impl CacheKey {
     }
 }
 
+impl CacheKey {
+    /// The partition: `{environment}|{realm}|{client_id}|{account or obo:hash or empty}`.
+    pub(crate) fn partition(&self) -> &str {
+        &self.partition
+    }
+}
+
 impl std::fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}|{}", self.partition, self.target)
@@ -91,6 +98,27 @@ impl CachedToken {
             extended_expires_on: now + ext_expires_in.unwrap_or(expires_in),
             refresh_on: refresh_in.map(|r| now + r),
             cached_at: now,
+            scopes,
+        }
+    }
+
+    /// A token with its absolute times, as a persisted cache holds it.
+    pub(crate) fn from_parts(
+        access_token: AccessToken,
+        token_type: String,
+        cached_at: SystemTime,
+        expires_on: SystemTime,
+        extended_expires_on: SystemTime,
+        refresh_on: Option<SystemTime>,
+        scopes: Vec<String>,
+    ) -> Self {
+        Self {
+            access_token,
+            token_type,
+            expires_on,
+            extended_expires_on,
+            refresh_on,
+            cached_at,
             scopes,
         }
     }
@@ -318,6 +346,25 @@ impl TokenCache {
             Err(e) => tracing::warn!(error = %e, "could not start a proactive token refresh"),
             Ok(_) => tracing::debug!("proactive token refresh started"),
         }
+    }
+
+    /// Every entry whose partition satisfies `wanted` (for serialization; O(n)).
+    pub(crate) fn entries(
+        &self,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Vec<(CacheKey, Arc<CachedToken>)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            out.extend(
+                shard
+                    .map
+                    .iter()
+                    .filter(|(key, _)| wanted(&key.partition))
+                    .map(|(key, entry)| (key.clone(), Arc::clone(&entry.token))),
+            );
+        }
+        out
     }
 
     /// How many tokens are cached.

@@ -19,6 +19,7 @@ use crate::signer::Signer;
 mod auth_code;
 mod client_credentials;
 mod on_behalf_of;
+mod persistence;
 mod step_up;
 mod token_request;
 
@@ -143,6 +144,9 @@ pub(crate) struct Inner {
     pub(crate) users: auth_code::Users,
     /// Client capabilities (`CP1`) merged into every request's `claims`.
     pub(crate) capabilities: Vec<String>,
+    /// The last cache document loaded, kept so serializing preserves what this client does
+    /// not own.
+    pub(crate) persisted: Mutex<serde_json::Map<String, serde_json::Value>>,
     /// Validates ID tokens; built on the first sign-in.
     pub(crate) id_tokens: std::sync::OnceLock<crate::validator::BearerValidator>,
 }
@@ -249,6 +253,7 @@ impl ConfidentialClient {
                 throttled: Mutex::new(HashMap::new()),
                 users: Mutex::new(HashMap::new()),
                 capabilities: inner.capabilities.clone(),
+                persisted: Mutex::new(serde_json::Map::new()),
                 id_tokens: std::sync::OnceLock::new(),
             }),
         })
@@ -391,6 +396,7 @@ impl ClientBuilder<WithCredential> {
                 throttled: Mutex::new(HashMap::new()),
                 users: Mutex::new(HashMap::new()),
                 capabilities: self.capabilities,
+                persisted: Mutex::new(serde_json::Map::new()),
                 id_tokens: std::sync::OnceLock::new(),
             }),
         })

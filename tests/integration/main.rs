@@ -10,6 +10,7 @@ mod http;
 mod journey;
 mod key_vault;
 mod managed_identity;
+mod msal_interop;
 #[path = "../../examples/b2c_webapp/offline.rs"]
 mod offline;
 mod parsers;
