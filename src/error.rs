@@ -46,6 +46,11 @@ pub enum Error {
     /// lifetime); nothing from that response was kept.
     #[error("invalid ID token: {0}")]
     IdToken(crate::validator::ValidationError),
+    /// The persistent or distributed cache (a [`TokenStore`](crate::cache::TokenStore)) failed:
+    /// a file that cannot be read, written or locked, or one refused for its owner, mode or a
+    /// symlink; Redis unreachable. Token requests go on without it.
+    #[error("token store: {0}")]
+    Store(String),
 }
 
 impl From<ServerError> for Error {
@@ -72,6 +77,8 @@ pub enum ErrorKind {
     AuthorizationResponse,
     /// See [`Error::IdToken`].
     IdToken,
+    /// See [`Error::Store`].
+    Store,
     /// See [`Error::Server`]; the class says which kind of refusal or failure.
     Server(ServerErrorClass),
 }
@@ -87,6 +94,7 @@ impl ErrorKind {
             ErrorKind::InvalidResponse => "invalid_response",
             ErrorKind::AuthorizationResponse => "invalid_authorization_response",
             ErrorKind::IdToken => "invalid_id_token",
+            ErrorKind::Store => "store",
             ErrorKind::Server(class) => class.as_str(),
         }
     }
@@ -109,6 +117,7 @@ impl Error {
             Error::InvalidResponse(_) => ErrorKind::InvalidResponse,
             Error::AuthorizationResponse(_) => ErrorKind::AuthorizationResponse,
             Error::IdToken(_) => ErrorKind::IdToken,
+            Error::Store(_) => ErrorKind::Store,
             Error::Server(e) => ErrorKind::Server(e.class()),
         }
     }

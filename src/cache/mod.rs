@@ -13,6 +13,9 @@ use crate::error::Error;
 use crate::secret::AccessToken;
 
 pub(crate) mod single_flight;
+mod store;
+
+pub use self::store::{FileStore, Merge, TokenStore};
 
 pub(crate) use self::single_flight::SingleFlight;
 use self::single_flight::{FlightResult, Joined};
@@ -217,6 +220,7 @@ pub struct TokenCache {
     /// every hit.
     refresh_started: Mutex<HashMap<CacheKey, SystemTime>>,
     evictions: Mutex<u64>,
+    l2_errors: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -245,6 +249,7 @@ impl TokenCache {
             flights: SingleFlight::default(),
             refresh_started: Mutex::new(HashMap::new()),
             evictions: Mutex::new(0),
+            l2_errors: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -383,6 +388,16 @@ impl TokenCache {
     /// How many tokens were evicted to respect the bound.
     pub fn evictions(&self) -> u64 {
         *self.evictions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many times a token store (L2) failed and the network was used instead.
+    pub fn l2_errors(&self) -> u64 {
+        self.l2_errors.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_l2_error(&self) {
+        self.l2_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Drops every token.

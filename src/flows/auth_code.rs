@@ -456,7 +456,9 @@ impl ConfidentialClient {
             name: validated.claim_str("name").map(str::to_owned),
             local_account_id,
         };
-        Ok(store_user_tokens(inner, &account, tokens, &flow.scopes))
+        let result = store_user_tokens(inner, &account, tokens, &flow.scopes);
+        super::l2_save(inner, super::Scope::User(&account.home_account_id)).await;
+        Ok(result)
     }
 
     /// The signed-in users this client holds tokens for.
@@ -506,12 +508,18 @@ impl ConfidentialClient {
             ));
         }
         let inner = &self.inner;
-        if !inner
-            .users
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&account.home_account_id)
-        {
+        let known = |inner: &Inner| {
+            inner
+                .users
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&account.home_account_id)
+        };
+        // Signed in by another process: the L2 has the account.
+        if !known(inner) {
+            super::l2_load(inner, super::Scope::User(&account.home_account_id)).await;
+        }
+        if !known(inner) {
             return Err(ServerError::interaction_required(
                 "this client holds no sign-in for the account",
                 request.claims.clone(),
@@ -527,6 +535,7 @@ impl ConfidentialClient {
                 key,
                 scopes,
                 request.claims.clone(),
+                false,
             )
             .await?;
             return Ok(
@@ -544,6 +553,7 @@ impl ConfidentialClient {
                     key.clone(),
                     scopes.clone(),
                     None,
+                    true,
                 )
             })
             .await?;
@@ -623,7 +633,20 @@ async fn refresh(
     key: CacheKey,
     scopes: Vec<String>,
     claims: Option<String>,
+    use_store: bool,
 ) -> Result<Arc<CachedToken>, Error> {
+    let scope_l2 = super::Scope::User(&account.home_account_id);
+    if use_store && super::l2_load(&inner, scope_l2).await {
+        let now = inner.clock.now();
+        if let Some(token) = inner
+            .cache
+            .get(&key)
+            .filter(|t| t.is_usable(now) && !t.needs_refresh(now))
+        {
+            tracing::debug!("user token from the token store");
+            return Ok(token);
+        }
+    }
     let refresh_token = inner
         .users
         .lock()
@@ -673,6 +696,7 @@ async fn refresh(
         }
     };
     let result = store_user_tokens(&inner, &account, tokens, &scopes);
+    super::l2_save(&inner, scope_l2).await;
     Ok(Arc::clone(&result.token))
 }
 

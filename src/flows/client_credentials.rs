@@ -41,7 +41,7 @@ impl ConfidentialClient {
         let owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
 
         if request.force_refresh || request.claims.is_some() {
-            let token = fetch(Arc::clone(inner), key, owned, request.claims.clone()).await?;
+            let token = fetch(Arc::clone(inner), key, owned, request.claims.clone(), false).await?;
             return Ok(AuthenticationResult::from_shared(
                 token,
                 TokenOrigin::IdentityProvider,
@@ -52,7 +52,7 @@ impl ConfidentialClient {
         let (token, cached) = inner
             .cache
             .get_or_fetch(&key, now, || {
-                fetch(Arc::clone(inner), key.clone(), owned.clone(), None)
+                fetch(Arc::clone(inner), key.clone(), owned.clone(), None, true)
             })
             .await?;
         let origin = if cached {
@@ -70,6 +70,7 @@ async fn fetch(
     key: CacheKey,
     scopes: Vec<String>,
     claims: Option<String>,
+    use_store: bool,
 ) -> FlightResult {
     let scope = scopes.join(" ");
     let mut fields = vec![
@@ -82,9 +83,23 @@ async fn fetch(
         fields.push(("claims", claims.as_str()));
     }
     let requested: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    // Another process may have the token: the L2 before the network (not for a claims
+    // challenge, which needs a new token).
+    if use_store && claims.is_none() && super::l2_load(&inner, super::Scope::App).await {
+        let now = inner.clock.now();
+        if let Some(token) = inner
+            .cache
+            .get(&key)
+            .filter(|t| t.is_usable(now) && !t.needs_refresh(now))
+        {
+            tracing::debug!("app token from the token store");
+            return Ok(token);
+        }
+    }
     let token: Arc<CachedToken> =
         Arc::new(token_request::execute(&inner, &key, &fields, &requested).await?);
     inner.cache.insert(key, Arc::clone(&token));
+    super::l2_save(&inner, super::Scope::App).await;
     Ok(token)
 }
 

@@ -20,6 +20,9 @@ mod auth_code;
 mod client_credentials;
 mod on_behalf_of;
 mod persistence;
+
+pub(crate) use self::persistence::parse_document as parse_cache_document;
+use self::persistence::{Scope, l2_load, l2_save};
 mod step_up;
 mod token_request;
 
@@ -144,6 +147,8 @@ pub(crate) struct Inner {
     pub(crate) users: auth_code::Users,
     /// Client capabilities (`CP1`) merged into every request's `claims`.
     pub(crate) capabilities: Vec<String>,
+    /// The L2: tokens shared with other processes or machines.
+    pub(crate) store: Option<Arc<dyn crate::cache::TokenStore>>,
     /// The last cache document loaded, kept so serializing preserves what this client does
     /// not own.
     pub(crate) persisted: Mutex<serde_json::Map<String, serde_json::Value>>,
@@ -174,6 +179,7 @@ pub struct ClientBuilder<State = NoCredential> {
     retry_delay: Duration,
     send_x5c: bool,
     capabilities: Vec<String>,
+    store: Option<Arc<dyn crate::cache::TokenStore>>,
     state: PhantomData<State>,
 }
 
@@ -201,6 +207,7 @@ impl ConfidentialClient {
             retry_delay: Duration::from_secs(1),
             send_x5c: false,
             capabilities: Vec::new(),
+            store: None,
             state: PhantomData,
         }
     }
@@ -253,6 +260,7 @@ impl ConfidentialClient {
                 throttled: Mutex::new(HashMap::new()),
                 users: Mutex::new(HashMap::new()),
                 capabilities: inner.capabilities.clone(),
+                store: inner.store.clone(),
                 persisted: Mutex::new(serde_json::Map::new()),
                 id_tokens: std::sync::OnceLock::new(),
             }),
@@ -272,6 +280,7 @@ impl<S> ClientBuilder<S> {
             retry_delay: self.retry_delay,
             send_x5c: self.send_x5c,
             capabilities: self.capabilities,
+            store: self.store,
             state: PhantomData,
         }
     }
@@ -321,6 +330,14 @@ impl<S> ClientBuilder<S> {
     /// Uses `http` for every request (default: a [`ReqwestClient`] with default settings).
     pub fn http_client(mut self, http: Arc<dyn HttpClient>) -> Self {
         self.http = Some(http);
+        self
+    }
+
+    /// Shares tokens through `store` (a [`FileStore`](crate::cache::FileStore) for processes on
+    /// one machine, Redis for several): consulted on a miss before the network, written after
+    /// every token request. Its failures are reported and fall back to the network.
+    pub fn token_store(mut self, store: Arc<dyn crate::cache::TokenStore>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -396,6 +413,7 @@ impl ClientBuilder<WithCredential> {
                 throttled: Mutex::new(HashMap::new()),
                 users: Mutex::new(HashMap::new()),
                 capabilities: self.capabilities,
+                store: self.store,
                 persisted: Mutex::new(serde_json::Map::new()),
                 id_tokens: std::sync::OnceLock::new(),
             }),

@@ -77,6 +77,7 @@ impl ConfidentialClient {
                 Arc::clone(&assertion),
                 scopes,
                 claims,
+                false,
             )
             .await?;
             return Ok(AuthenticationResult::from_shared(
@@ -94,6 +95,7 @@ impl ConfidentialClient {
                     Arc::clone(&assertion),
                     scopes.clone(),
                     claims.clone(),
+                    true,
                 )
             })
             .await?;
@@ -112,7 +114,19 @@ async fn fetch(
     assertion: Arc<zeroize::Zeroizing<String>>,
     scopes: Vec<String>,
     claims: Option<String>,
+    use_store: bool,
 ) -> Result<Arc<CachedToken>, Error> {
+    let hash = assertion_hash(assertion.as_str());
+    if use_store && super::l2_load(&inner, super::Scope::Obo(&hash)).await {
+        let now = inner.clock.now();
+        if let Some(token) = inner
+            .cache
+            .get(&key)
+            .filter(|t| t.is_usable(now) && !t.needs_refresh(now))
+        {
+            return Ok(token);
+        }
+    }
     let scope = super::auth_code::with_reserved(&scopes);
     let mut fields = vec![
         ("grant_type", JWT_BEARER_GRANT),
@@ -131,6 +145,7 @@ async fn fetch(
     .await?;
     let token = Arc::new(token);
     inner.cache.insert(key, Arc::clone(&token));
+    super::l2_save(&inner, super::Scope::Obo(&hash)).await;
     Ok(token)
 }
 

@@ -404,6 +404,86 @@ pub(crate) fn render(root: Map<String, Value>) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::Configuration(format!("cannot serialize the token cache: {e}")))
 }
 
+/// The L2 partition of a scope: MSAL.NET's and Go's names.
+pub(crate) fn partition_name(inner: &Inner, scope: Scope<'_>) -> String {
+    match scope {
+        Scope::All | Scope::App => format!(
+            "{}_{}_AppTokenCache",
+            inner.client_id,
+            realm(&inner.authority)
+        ),
+        Scope::User(home) => home.to_owned(),
+        Scope::Obo(hash) => hash.to_owned(),
+    }
+}
+
+/// Loads the scope's L2 partition into the L1 (and the users); a store failure is reported and
+/// the caller goes on to the network. Whether anything was loaded.
+pub(crate) async fn l2_load(inner: &Inner, scope: Scope<'_>) -> bool {
+    let Some(store) = &inner.store else {
+        return false;
+    };
+    let partition = partition_name(inner, scope);
+    let document = match store.load(&partition).await {
+        Ok(Some(document)) => document,
+        Ok(None) => return false,
+        Err(e) => {
+            inner.cache.count_l2_error();
+            tracing::warn!(error = %e, kind = "store", "token store load failed; using the network");
+            return false;
+        }
+    };
+    match parse_document(&document) {
+        Ok(root) => {
+            load_entries(inner, &root);
+            true
+        }
+        Err(e) => {
+            inner.cache.count_l2_error();
+            tracing::warn!(error = %e, kind = "store", "token store document unreadable; using the network");
+            false
+        }
+    }
+}
+
+/// Writes the scope's entries into its L2 partition, merged with what other processes wrote;
+/// a store failure is reported, the token is still returned.
+pub(crate) async fn l2_save(inner: &Inner, scope: Scope<'_>) {
+    let Some(store) = &inner.store else {
+        return;
+    };
+    let mut ours = Map::new();
+    write_entries(inner, &mut ours, scope);
+    let expires_at = ours
+        .get(ACCESS_TOKEN)
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|section| section.values())
+        .filter_map(|entry| time_of(entry.get("expires_on")))
+        .max();
+    let ours = Arc::new(ours);
+    let merge: crate::cache::Merge = Arc::new(move |current: Option<&[u8]>| {
+        let mut root = match current {
+            Some(bytes) => parse_document(bytes)?,
+            None => Map::new(),
+        };
+        for (section, entries) in ours.iter() {
+            let Some(entries) = entries.as_object() else {
+                continue;
+            };
+            for (key, fields) in entries {
+                upsert(&mut root, section, key.clone(), fields.clone());
+            }
+        }
+        render(root)
+    });
+    let partition = partition_name(inner, scope);
+    if let Err(e) = store.update(&partition, merge, expires_at).await {
+        inner.cache.count_l2_error();
+        tracing::warn!(error = %e, kind = "store", "token store write failed; the token is kept in memory");
+    }
+}
+
 impl ConfidentialClient {
     /// This client's tokens (app tokens, signed-in users' access, refresh and ID tokens and
     /// accounts, on-behalf-of tokens) in MSAL's unified cache schema, written over the last

@@ -18,6 +18,7 @@ mod protected_api;
 mod signers;
 mod support;
 mod testkit;
+mod token_store;
 mod user_flows;
 mod validator;
 #[path = "../../examples/b2c_webapp/webapp.rs"]
