@@ -16,6 +16,16 @@ if ! "$MSAL_VENV/bin/python" -c 'import msal; assert msal.__version__ == "1.39.0
 fi
 export MSAL_PYTHON="$PWD/$MSAL_VENV/bin/python"
 
+# Redis, for the Redis token store tests (a real server on a loopback port, started by the
+# tests): Debian's package.
+if ! command -v redis-server >/dev/null; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+# The package starts a system service on 6379; the tests do not use it.
+
 # The CLI tests run the testkit binary beside the `confidant` binary.
 cargo build --workspace --bins --all-features --locked
 cargo test --workspace --all-features --locked

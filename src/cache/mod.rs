@@ -12,9 +12,13 @@ use std::future::Future;
 use crate::error::Error;
 use crate::secret::AccessToken;
 
+#[cfg(feature = "redis")]
+mod redis_store;
 pub(crate) mod single_flight;
 mod store;
 
+#[cfg(feature = "redis")]
+pub use self::redis_store::RedisStore;
 pub use self::store::{FileStore, Merge, TokenStore};
 
 pub(crate) use self::single_flight::SingleFlight;

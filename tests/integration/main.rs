@@ -15,6 +15,8 @@ mod msal_interop;
 mod offline;
 mod parsers;
 mod protected_api;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod signers;
 mod support;
 mod testkit;
