@@ -36,7 +36,7 @@ pub use crate::assertion::{
     MAX_LIFETIME as MAX_ASSERTION_LIFETIME, ThumbprintHeader,
 };
 pub use crate::authority::Authority;
-pub use crate::cache::{CacheOptions, TokenCache};
+pub use crate::cache::{CacheOptions, CacheStats, TokenCache};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::credential::{
     ManagedIdentity, ManagedIdentityBuilder, ManagedIdentityId, ManagedIdentitySource,

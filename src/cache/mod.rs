@@ -174,6 +174,45 @@ impl CachedToken {
     pub(crate) fn needs_refresh(&self, now: SystemTime) -> bool {
         self.refresh_on.is_some_and(|r| r <= now)
     }
+
+    /// [`needs_refresh`](Self::needs_refresh) up to `spread`/100 of the time before
+    /// `refresh_on` earlier (a per-key constant, so tokens cached together do not all refresh
+    /// at once).
+    pub(crate) fn refresh_due(&self, now: SystemTime, spread: u32) -> bool {
+        self.refresh_on.is_some_and(|r| {
+            let window = r.duration_since(self.cached_at).unwrap_or_default();
+            let early = window.mul_f64(f64::from(spread.min(100)) / 100.0);
+            r.checked_sub(early).unwrap_or(r) <= now
+        })
+    }
+
+    /// Approximate heap bytes held for this token (for the byte bound).
+    fn approximate_bytes(&self) -> usize {
+        self.access_token.expose_secret().len()
+            + self.token_type.len()
+            + self.scopes.iter().map(|s| s.len() + 24).sum::<usize>()
+            + std::mem::size_of::<Self>()
+    }
+}
+
+/// What the cache did, since it was made: for dashboards and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Tokens served from memory.
+    pub hits: u64,
+    /// Lookups that had to go to a store or the network.
+    pub misses: u64,
+    /// Proactive refreshes started in the background.
+    pub refreshes: u64,
+    /// Refreshes not started because the bound on concurrent ones was reached.
+    pub refreshes_deferred: u64,
+    /// Tokens evicted to respect the bounds.
+    pub evictions: u64,
+    /// Token-store (L2) failures, after which the network was used.
+    pub l2_errors: u64,
+    /// Tokens held now.
+    pub entries: usize,
 }
 
 /// Sizing for the in-memory cache.
@@ -182,12 +221,24 @@ impl CachedToken {
 pub struct CacheOptions {
     /// The most tokens kept; the oldest inserted are evicted first (default 100 000).
     pub max_entries: usize,
+    /// The most bytes (approximate: tokens, scopes, bookkeeping) kept; none by default.
+    pub max_bytes: Option<usize>,
+    /// The most proactive refreshes running at once (default 32); more wait for a later hit,
+    /// their tokens still valid.
+    pub max_background_refreshes: usize,
+    /// How much earlier than `refresh_on` a token may be refreshed, in percent of the time
+    /// from caching to `refresh_on` (default 10): spreads the refreshes of tokens cached
+    /// together.
+    pub refresh_jitter_percent: u32,
 }
 
 impl Default for CacheOptions {
     fn default() -> Self {
         Self {
             max_entries: 100_000,
+            max_bytes: None,
+            max_background_refreshes: 32,
+            refresh_jitter_percent: 10,
         }
     }
 }
@@ -198,12 +249,32 @@ impl CacheOptions {
         self.max_entries = max_entries.max(1);
         self
     }
+
+    /// Keeps at most about `max_bytes` bytes of tokens.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = Some(max_bytes.max(1));
+        self
+    }
+
+    /// Runs at most `max` proactive refreshes at once.
+    pub fn with_max_background_refreshes(mut self, max: usize) -> Self {
+        self.max_background_refreshes = max.max(1);
+        self
+    }
+
+    /// Refreshes up to `percent` % of the refresh window early (0 turns the spread off).
+    pub fn with_refresh_jitter_percent(mut self, percent: u32) -> Self {
+        self.refresh_jitter_percent = percent.min(50);
+        self
+    }
 }
 
 struct Entry {
     token: Arc<CachedToken>,
     /// Insertion number, to tell a live entry from a stale eviction-queue slot.
     seq: u64,
+    /// Approximate bytes, counted in the shard's total.
+    bytes: usize,
 }
 
 #[derive(Default)]
@@ -211,6 +282,7 @@ struct Shard {
     map: HashMap<CacheKey, Entry>,
     order: VecDeque<(CacheKey, u64)>,
     next_seq: u64,
+    bytes: usize,
 }
 
 /// The in-memory token cache (L1). Share one between clients with `Arc`; keys keep tenants,
@@ -218,6 +290,14 @@ struct Shard {
 pub struct TokenCache {
     shards: Box<[RwLock<Shard>]>,
     per_shard: usize,
+    per_shard_bytes: Option<usize>,
+    max_background_refreshes: usize,
+    refresh_jitter_percent: u32,
+    background_refreshes: Arc<std::sync::atomic::AtomicUsize>,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+    refreshes: std::sync::atomic::AtomicU64,
+    refreshes_deferred: std::sync::atomic::AtomicU64,
     hasher: std::collections::hash_map::RandomState,
     pub(crate) flights: SingleFlight,
     /// When each key's last proactive refresh started, so a failing refresh is not retried on
@@ -249,6 +329,14 @@ impl TokenCache {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             per_shard,
+            per_shard_bytes: options.max_bytes.map(|b| b.div_ceil(SHARDS).max(1)),
+            max_background_refreshes: options.max_background_refreshes.max(1),
+            refresh_jitter_percent: options.refresh_jitter_percent,
+            background_refreshes: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            hits: Default::default(),
+            misses: Default::default(),
+            refreshes: Default::default(),
+            refreshes_deferred: Default::default(),
             hasher: std::collections::hash_map::RandomState::new(),
             flights: SingleFlight::default(),
             refresh_started: Mutex::new(HashMap::new()),
@@ -276,13 +364,26 @@ impl TokenCache {
             let seq = shard.next_seq;
             shard.next_seq += 1;
             shard.order.push_back((key.clone(), seq));
-            shard.map.insert(key, Entry { token, seq });
-            while shard.map.len() > self.per_shard {
+            let bytes =
+                token.approximate_bytes() + std::mem::size_of::<CacheKey>() + key.target.len();
+            shard.bytes += bytes;
+            if let Some(replaced) = shard.map.insert(key, Entry { token, seq, bytes }) {
+                shard.bytes = shard.bytes.saturating_sub(replaced.bytes);
+            }
+            let over = |shard: &Shard| {
+                shard.map.len() > self.per_shard
+                    || self
+                        .per_shard_bytes
+                        .is_some_and(|max| shard.bytes > max && shard.map.len() > 1)
+            };
+            while over(&shard) {
                 let Some((old, old_seq)) = shard.order.pop_front() else {
                     break;
                 };
-                if shard.map.get(&old).is_some_and(|e| e.seq == old_seq) {
-                    shard.map.remove(&old);
+                if shard.map.get(&old).is_some_and(|e| e.seq == old_seq)
+                    && let Some(removed) = shard.map.remove(&old)
+                {
+                    shard.bytes = shard.bytes.saturating_sub(removed.bytes);
                     evicted += 1;
                 }
             }
@@ -312,12 +413,15 @@ impl TokenCache {
         Fut: Future<Output = FlightResult> + Send + 'static,
     {
         if let Some(token) = self.get(key).filter(|t| t.is_usable(now)) {
-            if token.needs_refresh(now) {
+            self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if token.refresh_on().is_some() && token.refresh_due(now, self.spread(key)) {
                 self.refresh_in_background(key, now, &fetch);
             }
             tracing::trace!(cache_hit = true, "token from cache");
             return Ok((token, true));
         }
+        self.misses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let joined =
             self.flights
                 .join(key, || self.get(key).filter(|t| t.is_usable(now)), &fetch)?;
@@ -337,6 +441,12 @@ impl TokenCache {
         if self.flights.is_in_flight(key) {
             return;
         }
+        let running = Arc::clone(&self.background_refreshes);
+        if running.load(std::sync::atomic::Ordering::Acquire) >= self.max_background_refreshes {
+            self.refreshes_deferred
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
         {
             let mut started = self
                 .refresh_started
@@ -351,9 +461,49 @@ impl TokenCache {
             started.retain(|_, at| now < *at + REFRESH_RETRY_INTERVAL);
             started.insert(key.clone(), now);
         }
-        match self.flights.join(key, || None, fetch) {
-            Err(e) => tracing::warn!(error = %e, "could not start a proactive token refresh"),
-            Ok(_) => tracing::debug!("proactive token refresh started"),
+        running.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let bounded = || {
+            let request = fetch();
+            let running = Arc::clone(&running);
+            async move {
+                // Counted down however the refresh ends (the task runs to completion).
+                let result = request.await;
+                running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                result
+            }
+        };
+        match self.flights.join(key, || None, bounded) {
+            Err(e) => {
+                running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                tracing::warn!(error = %e, "could not start a proactive token refresh");
+            }
+            Ok(_) => {
+                self.refreshes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!("proactive token refresh started");
+            }
+        }
+    }
+
+    /// The per-key refresh spread, 0 to the configured percent.
+    fn spread(&self, key: &CacheKey) -> u32 {
+        if self.refresh_jitter_percent == 0 {
+            return 0;
+        }
+        (self.hasher.hash_one(key) % u64::from(self.refresh_jitter_percent + 1)) as u32
+    }
+
+    /// What the cache did.
+    pub fn stats(&self) -> CacheStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        CacheStats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
+            refreshes_deferred: self.refreshes_deferred.load(Relaxed),
+            evictions: self.evictions(),
+            l2_errors: self.l2_errors(),
+            entries: self.len(),
         }
     }
 
@@ -450,6 +600,44 @@ mod tests {
         let long = token(now, 86_400);
         assert_eq!(long.refresh_on(), Some(now + Duration::from_secs(43_200)));
         assert!(long.needs_refresh(now + Duration::from_secs(43_200)));
+    }
+
+    #[test]
+    fn refresh_spread_is_early_never_late() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let t = token(now, 86_400);
+        let half = now + Duration::from_secs(43_200);
+        assert!(!t.refresh_due(half - Duration::from_secs(1), 0));
+        assert!(t.refresh_due(half, 0));
+        // 10 % of the 12 h window early at most.
+        assert!(t.refresh_due(half - Duration::from_secs(4_320), 10));
+        assert!(!t.refresh_due(half - Duration::from_secs(4_321), 10));
+        assert!(!token(now, 3600).refresh_due(now + Duration::from_secs(3_000), 10));
+    }
+
+    #[test]
+    fn byte_bound_evicts_and_stats_count() {
+        let now = SystemTime::now();
+        let cache = TokenCache::new(CacheOptions::default().with_max_bytes(SHARDS * 4_096));
+        let p: Arc<str> = "p".into();
+        let big = |n: usize| {
+            Arc::new(CachedToken::new(
+                AccessToken::new("x".repeat(n)),
+                "Bearer".into(),
+                now,
+                Duration::from_secs(3600),
+                None,
+                None,
+                Vec::new(),
+            ))
+        };
+        for i in 0..2_000 {
+            cache.insert(CacheKey::new(p.clone(), &[&format!("s{i}")]), big(1_000));
+        }
+        let stats = cache.stats();
+        assert!(stats.entries <= SHARDS * 4, "{stats:?}");
+        assert!(stats.evictions >= 2_000 - (SHARDS as u64 * 4));
+        assert_eq!(stats.hits, 0);
     }
 
     #[test]

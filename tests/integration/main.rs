@@ -4,6 +4,7 @@ mod assertion;
 #[cfg(feature = "azure-core")]
 mod azure_sdk;
 mod b2c_webapp;
+mod cache_at_scale;
 mod client_credentials;
 mod http;
 #[path = "../../examples/b2c_webapp/journey.rs"]
