@@ -98,5 +98,88 @@ fn bench_hits(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_hits);
+/// MSAL-schema serialization and load of a 100k-token cache (what a file or Redis partition
+/// of that size costs per write and per cold start).
+fn bench_persistence(c: &mut Criterion) {
+    let mut group = c.benchmark_group("persistence");
+    group.sample_size(10);
+    let client = client(200_000);
+    seed(&client, 100_000);
+    let document = client.serialize_cache().expect("serialize");
+    eprintln!(
+        "persistence: a 100k-token cache is {} MB of MSAL JSON",
+        document.len() / 1_000_000
+    );
+    group.bench_function("serialize_100k", |b| {
+        b.iter(|| black_box(client.serialize_cache().expect("serialize")).len())
+    });
+    group.bench_function("load_100k", |b| {
+        b.iter(|| {
+            let fresh = self::client(200_000);
+            assert_eq!(
+                fresh.deserialize_cache(black_box(&document)).expect("load"),
+                100_000
+            );
+        })
+    });
+    group.finish();
+}
+
+/// A Redis round trip on loopback (update, then load, of a one-token partition), when
+/// `redis-server` is installed; skipped with a message otherwise.
+#[cfg(feature = "redis")]
+fn bench_redis(c: &mut Criterion) {
+    use confidant::cache::{Merge, RedisStore, TokenStore};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let Ok(mut server) = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    else {
+        eprintln!("redis/round_trip: skipped (no redis-server on PATH)");
+        return;
+    };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/")).expect("store");
+    let document = client(10).serialize_cache().expect("document").into_bytes();
+    let mut group = c.benchmark_group("redis");
+    group.bench_function("update_then_load", |b| {
+        b.to_async(&rt).iter(|| async {
+            let document = document.clone();
+            let merge: Merge = Arc::new(move |_| Ok(document.clone()));
+            store.update("bench", merge, None).await.expect("update");
+            black_box(store.load("bench").await.expect("load"));
+        })
+    });
+    group.finish();
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[cfg(not(feature = "redis"))]
+fn bench_redis(_: &mut Criterion) {
+    eprintln!("redis/round_trip: skipped (build with --features redis)");
+}
+
+criterion_group!(benches, bench_hits, bench_persistence, bench_redis);
 criterion_main!(benches);

@@ -400,7 +400,7 @@ pub(crate) fn parse_document(document: &[u8]) -> Result<Map<String, Value>, Erro
 
 /// `root` as the JSON a store keeps.
 pub(crate) fn render(root: Map<String, Value>) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec_pretty(&Value::Object(root))
+    serde_json::to_vec(&Value::Object(root))
         .map_err(|e| Error::Configuration(format!("cannot serialize the token cache: {e}")))
 }
 
