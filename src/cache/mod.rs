@@ -12,11 +12,15 @@ use std::future::Future;
 use crate::error::Error;
 use crate::secret::AccessToken;
 
+#[cfg(feature = "aws-lc")]
+mod encrypted;
 #[cfg(feature = "redis")]
 mod redis_store;
 pub(crate) mod single_flight;
 mod store;
 
+#[cfg(feature = "aws-lc")]
+pub use self::encrypted::EncryptedStore;
 #[cfg(feature = "redis")]
 pub use self::redis_store::RedisStore;
 pub use self::store::{FileStore, Merge, TokenStore};

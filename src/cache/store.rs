@@ -137,7 +137,7 @@ impl FileStore {
         check_private(path, &meta)?;
         let bytes =
             fs::read(path).map_err(|e| store_error(format_args!("{}: {e}", path.display())))?;
-        if crate::flows::parse_cache_document(&bytes).is_err() {
+        if !looks_like_document(&bytes) {
             let aside = path.with_extension(format!(
                 "corrupt-{}",
                 crate::clock::unix_seconds(SystemTime::now())
@@ -153,6 +153,15 @@ impl FileStore {
         Ok(Some(bytes))
     }
 }
+
+/// A cache document (MSAL JSON), or one an [`EncryptedStore`](super::EncryptedStore) sealed:
+/// anything else in a cache file is corruption.
+fn looks_like_document(bytes: &[u8]) -> bool {
+    bytes.starts_with(SEALED_PREFIX) || crate::flows::parse_cache_document(bytes).is_ok()
+}
+
+/// What sealed documents start with (the encrypted store's format tag).
+pub(crate) const SEALED_PREFIX: &[u8] = b"confidant-aes256gcm-v1:";
 
 fn refuse_symlink(path: &Path) -> Result<(), Error> {
     match fs::symlink_metadata(path) {

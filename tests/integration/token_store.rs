@@ -206,6 +206,16 @@ async fn corrupt_unsafe_and_symlinked_files_fall_back_to_the_network() {
         assert!(other.cache().l2_errors() >= 1);
         assert_eq!(testkit.request_count(Endpoint::Token), 2);
 
+        // Another user's file (checked when the tests may change owners, as root can).
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        if std::os::unix::fs::chown(&file, Some(65_534), None).is_ok() {
+            let error = store
+                .load(&format!("{WEB}_{TID}_AppTokenCache"))
+                .await
+                .expect_err("another owner");
+            assert!(error.to_string().contains("another user"), "{error}");
+        }
+
         // A symlink in place of the file: refused; what it points to is untouched.
         std::fs::remove_file(&file).expect("remove");
         let target = dir.0.join("elsewhere");
@@ -271,4 +281,59 @@ async fn concurrent_processes_lose_no_update() {
         Some(200),
         "every update of both processes is there"
     );
+}
+
+#[cfg(feature = "aws-lc")]
+#[tokio::test]
+async fn encrypted_documents_share_with_the_key_and_refuse_without_it() {
+    use confidant::cache::EncryptedStore;
+
+    let testkit = testkit().await;
+    let dir = Dir::new();
+    let sealed = |key: [u8; 32]| -> Arc<dyn TokenStore> {
+        Arc::new(EncryptedStore::new(FileStore::new(&dir.0).expect("store"), &key).expect("key"))
+    };
+    let client = |store: Arc<dyn TokenStore>| {
+        ConfidentialClient::builder(
+            Authority::entra_at(testkit.base_url(), TID).expect("authority"),
+            WEB,
+        )
+        .client_secret(SECRET)
+        .token_store(store)
+        .build()
+        .expect("client")
+    };
+    let first = client(sealed([1; 32]))
+        .acquire_token_for_client(&[app_scope()])
+        .await
+        .expect("first");
+    let second = client(sealed([1; 32]))
+        .acquire_token_for_client(&[app_scope()])
+        .await
+        .expect("second");
+    assert_eq!(
+        first.access_token().expose_secret(),
+        second.access_token().expose_secret()
+    );
+    assert_eq!(testkit.request_count(Endpoint::Token), 1);
+    let file = dir.0.join(format!("{WEB}_{TID}_AppTokenCache.json"));
+    let on_disk = std::fs::read(&file).expect("file");
+    let text = String::from_utf8_lossy(&on_disk);
+    assert!(!text.contains(first.access_token().expose_secret()));
+    assert!(!text.contains("AccessToken"));
+
+    // Another key: refused, the network used, the sealed file left as it was.
+    let stranger = client(sealed([2; 32]));
+    stranger
+        .acquire_token_for_client(&[app_scope()])
+        .await
+        .expect("from the network");
+    assert!(stranger.cache().stats().l2_errors >= 1);
+    assert_eq!(testkit.request_count(Endpoint::Token), 2);
+    assert_eq!(
+        std::fs::read(&file).expect("file"),
+        on_disk,
+        "not overwritten"
+    );
+    assert!(EncryptedStore::new(FileStore::new(&dir.0).expect("store"), &[0; 16]).is_err());
 }
