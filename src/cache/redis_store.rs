@@ -96,6 +96,36 @@ impl RedisStore {
         format!("{}{partition}", self.prefix)
     }
 
+    /// `value`, unless it is not a cache document: then it is renamed aside
+    /// (`{key}:corrupt:{time}`, kept a week), reported, and `None`.
+    async fn checked(
+        &self,
+        connection: &mut ConnectionManager,
+        key: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        match value {
+            Some(bytes) if !super::store::looks_like_document(&bytes) => {
+                let aside = format!(
+                    "{key}:corrupt:{}",
+                    crate::clock::unix_seconds(SystemTime::now())
+                );
+                let _: () = redis::pipe()
+                    .atomic()
+                    .rename(key, &aside)
+                    .ignore()
+                    .expire(&aside, 7 * 86_400)
+                    .ignore()
+                    .query_async(connection)
+                    .await
+                    .map_err(|e| store_error("RENAME", &e))?;
+                tracing::warn!(key, moved_to = %aside, "token store value is not a cache document; set aside");
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+
     async fn connection(&self) -> Result<ConnectionManager, Error> {
         let mut slot = self.manager.lock().await;
         if let Some(manager) = slot.as_ref() {
@@ -117,10 +147,12 @@ impl RedisStore {
 impl TokenStore for RedisStore {
     async fn load(&self, partition: &str) -> Result<Option<Vec<u8>>, Error> {
         let mut connection = self.connection().await?;
-        connection
-            .get::<_, Option<Vec<u8>>>(self.key(partition))
+        let key = self.key(partition);
+        let value = connection
+            .get::<_, Option<Vec<u8>>>(&key)
             .await
-            .map_err(|e| store_error("GET", &e))
+            .map_err(|e| store_error("GET", &e))?;
+        self.checked(&mut connection, &key, value).await
     }
 
     async fn update(
@@ -141,6 +173,7 @@ impl TokenStore for RedisStore {
                 .get(&key)
                 .await
                 .map_err(|e| store_error("GET", &e))?;
+            let current = self.checked(&mut connection, &key, current).await?;
             let document = merge(current.as_deref())?;
             let set: i64 = self
                 .script

@@ -156,7 +156,7 @@ impl FileStore {
 
 /// A cache document (MSAL JSON), or one an [`EncryptedStore`](super::EncryptedStore) sealed:
 /// anything else in a cache file is corruption.
-fn looks_like_document(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_document(bytes: &[u8]) -> bool {
     bytes.starts_with(SEALED_PREFIX) || crate::flows::parse_cache_document(bytes).is_ok()
 }
 
