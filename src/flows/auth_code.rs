@@ -636,16 +636,9 @@ async fn refresh(
     use_store: bool,
 ) -> Result<Arc<CachedToken>, Error> {
     let scope_l2 = super::Scope::User(&account.home_account_id);
-    if use_store && super::l2_load(&inner, scope_l2).await {
-        let now = inner.clock.now();
-        if let Some(token) = inner
-            .cache
-            .get(&key)
-            .filter(|t| t.is_usable(now) && !t.needs_refresh(now))
-        {
-            tracing::debug!("user token from the token store");
-            return Ok(token);
-        }
+    if use_store && let Some(token) = super::l2_cached(&inner, scope_l2, &key).await {
+        tracing::debug!("user token from the token store");
+        return Ok(token);
     }
     let refresh_token = inner
         .users

@@ -85,16 +85,12 @@ async fn fetch(
     let requested: Vec<&str> = scopes.iter().map(String::as_str).collect();
     // Another process may have the token: the L2 before the network (not for a claims
     // challenge, which needs a new token).
-    if use_store && claims.is_none() && super::l2_load(&inner, super::Scope::App).await {
-        let now = inner.clock.now();
-        if let Some(token) = inner
-            .cache
-            .get(&key)
-            .filter(|t| t.is_usable(now) && !t.needs_refresh(now))
-        {
-            tracing::debug!("app token from the token store");
-            return Ok(token);
-        }
+    if use_store
+        && claims.is_none()
+        && let Some(token) = super::l2_cached(&inner, super::Scope::App, &key).await
+    {
+        tracing::debug!("app token from the token store");
+        return Ok(token);
     }
     let token: Arc<CachedToken> =
         Arc::new(token_request::execute(&inner, &key, &fields, &requested).await?);

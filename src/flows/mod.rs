@@ -22,7 +22,7 @@ mod on_behalf_of;
 mod persistence;
 
 pub(crate) use self::persistence::parse_document as parse_cache_document;
-use self::persistence::{Scope, l2_load, l2_save};
+use self::persistence::{Scope, l2_cached, l2_load, l2_save};
 mod step_up;
 mod token_request;
 

@@ -117,15 +117,9 @@ async fn fetch(
     use_store: bool,
 ) -> Result<Arc<CachedToken>, Error> {
     let hash = assertion_hash(assertion.as_str());
-    if use_store && super::l2_load(&inner, super::Scope::Obo(&hash)).await {
-        let now = inner.clock.now();
-        if let Some(token) = inner
-            .cache
-            .get(&key)
-            .filter(|t| t.is_usable(now) && !t.needs_refresh(now))
-        {
-            return Ok(token);
-        }
+    if use_store && let Some(token) = super::l2_cached(&inner, super::Scope::Obo(&hash), &key).await
+    {
+        return Ok(token);
     }
     let scope = super::auth_code::with_reserved(&scopes);
     let mut fields = vec![

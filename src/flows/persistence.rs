@@ -446,6 +446,23 @@ pub(crate) async fn l2_load(inner: &Inner, scope: Scope<'_>) -> bool {
     }
 }
 
+/// The token for `key` from the scope's L2 partition, when it is usable and not due for
+/// refresh (the caller then skips the network).
+pub(crate) async fn l2_cached(
+    inner: &Inner,
+    scope: Scope<'_>,
+    key: &CacheKey,
+) -> Option<Arc<CachedToken>> {
+    if !l2_load(inner, scope).await {
+        return None;
+    }
+    let now = inner.clock.now();
+    inner
+        .cache
+        .get(key)
+        .filter(|t| t.is_usable(now) && !t.needs_refresh(now))
+}
+
 /// Writes the scope's entries into its L2 partition, merged with what other processes wrote;
 /// a store failure is reported, the token is still returned.
 pub(crate) async fn l2_save(inner: &Inner, scope: Scope<'_>) {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use confidant::{Authority, AuthorizationRequest, AuthorizationResponse, ConfidentialClient};
+use confidant::{Authority, ConfidentialClient};
 use confidant_testkit::{AppConfig, Config, Endpoint, TenantConfig, Testkit, UserConfig};
 
 const TID: &str = "b4c5d6e7-f8a9-4b0c-9d1e-2f3a4b5c6d7e";
@@ -80,33 +80,9 @@ async fn msal_python_reads_the_cache_confidant_writes() {
         .acquire_token_for_client(&[&app_scope])
         .await
         .expect("app token");
-    let (url, flow) = client
-        .authorization_url(
-            &AuthorizationRequest::new(REDIRECT, &[&user_scope]).login_hint("alice@contoso.com"),
-        )
-        .expect("URL");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("http");
-    let location = http
-        .get(url.as_str())
-        .send()
-        .await
-        .expect("authorize")
-        .headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    let query = url::Url::parse(&location)
-        .expect("URL")
-        .query()
-        .unwrap_or_default()
-        .to_owned();
-    let user_token = client
-        .acquire_token_by_auth_code(&flow, &AuthorizationResponse::from_form(&query))
-        .await
-        .expect("signed in");
+    let user_token =
+        crate::support::sign_in_by_redirect(&client, REDIRECT, &user_scope, "alice@contoso.com")
+            .await;
     let refresh_token = testkit.requests(Endpoint::Token).len();
     assert_eq!(refresh_token, 2);
 

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use confidant::cache::{Merge, RedisStore, TokenStore};
+use confidant::cache::{RedisStore, TokenStore};
 use confidant::{Authority, ConfidentialClient};
 use confidant_testkit::{AppConfig, Config, Endpoint, Testkit};
 
@@ -253,15 +253,7 @@ async fn concurrent_writers_lose_no_update() {
     let write = |writer: &'static str, url: String| async move {
         let store = RedisStore::new(&url).expect("store");
         for i in 0..50 {
-            let name = format!("{writer}-{i}");
-            let merge: Merge = Arc::new(move |current: Option<&[u8]>| {
-                let mut document: serde_json::Value = match current {
-                    Some(bytes) => serde_json::from_slice(bytes).expect("JSON"),
-                    None => serde_json::json!({"AccessToken": {}}),
-                };
-                document["AccessToken"][&name] = serde_json::json!({"secret": "s"});
-                Ok(serde_json::to_vec(&document).expect("JSON"))
-            });
+            let merge = crate::support::add_entry(format!("{writer}-{i}"));
             store.update("shared", merge, None).await.expect("update");
         }
     };

@@ -116,3 +116,49 @@ pub(crate) fn jwk_of_certificate(cert_pem: &[u8], kid: &str) -> serde_json::Valu
         "e": URL_SAFE_NO_PAD.encode(rsa.public_exponent.as_bytes()),
     })
 }
+
+/// Signs `user` in through the authorize endpoint as a browser would (302 back to
+/// `redirect_uri`, `response_mode=query`) and redeems the code with `client`.
+pub(crate) async fn sign_in_by_redirect(
+    client: &confidant::ConfidentialClient,
+    redirect_uri: &str,
+    scope: &str,
+    user: &str,
+) -> confidant::AuthenticationResult {
+    let (url, flow) = client
+        .authorization_url(
+            &confidant::AuthorizationRequest::new(redirect_uri, &[scope]).login_hint(user),
+        )
+        .expect("authorization URL");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http");
+    let response = http.get(url.as_str()).send().await.expect("authorize");
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let query = url::Url::parse(&location)
+        .expect("location URL")
+        .query()
+        .unwrap_or_default()
+        .to_owned();
+    client
+        .acquire_token_by_auth_code(&flow, &confidant::AuthorizationResponse::from_form(&query))
+        .await
+        .expect("signed in")
+}
+
+/// A merge that adds one entry named `name` to a document's `AccessToken` section: for
+/// concurrent-writer tests of the token stores.
+pub(crate) fn add_entry(name: String) -> confidant::cache::Merge {
+    std::sync::Arc::new(move |current: Option<&[u8]>| {
+        let mut document: serde_json::Value = match current {
+            Some(bytes) => serde_json::from_slice(bytes).expect("JSON"),
+            None => serde_json::json!({"AccessToken": {}}),
+        };
+        document["AccessToken"][&name] = serde_json::json!({"secret": "s"});
+        Ok(serde_json::to_vec(&document).expect("JSON"))
+    })
+}

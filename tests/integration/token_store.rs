@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use confidant::cache::{FileStore, Merge, TokenStore};
-use confidant::{Authority, AuthorizationRequest, AuthorizationResponse, ConfidentialClient};
+use confidant::cache::{FileStore, TokenStore};
+use confidant::{Authority, ConfidentialClient};
 use confidant_testkit::{AppConfig, Config, Endpoint, TenantConfig, Testkit, UserConfig};
 
 const TID: &str = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
@@ -108,33 +108,9 @@ async fn two_processes_share_app_and_user_tokens() {
 
     // A user signed in by the first process is served silently by the second.
     let user_scope = format!("api://{API}/Accounts.Read");
-    let (url, flow) = first
-        .authorization_url(
-            &AuthorizationRequest::new(REDIRECT, &[&user_scope]).login_hint("alice@contoso.com"),
-        )
-        .expect("URL");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("http");
-    let location = http
-        .get(url.as_str())
-        .send()
-        .await
-        .expect("authorize")
-        .headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    let query = url::Url::parse(&location)
-        .expect("URL")
-        .query()
-        .unwrap_or_default()
-        .to_owned();
-    let signed_in = first
-        .acquire_token_by_auth_code(&flow, &AuthorizationResponse::from_form(&query))
-        .await
-        .expect("signed in");
+    let signed_in =
+        crate::support::sign_in_by_redirect(&first, REDIRECT, &user_scope, "alice@contoso.com")
+            .await;
     let account = signed_in.account().cloned().expect("account");
     let before = testkit.request_count(Endpoint::Token);
     let silent = second
@@ -239,15 +215,7 @@ async fn corrupt_unsafe_and_symlinked_files_fall_back_to_the_network() {
 async fn write_entries(dir: &std::path::Path, writer: &str, count: usize) {
     let store = FileStore::new(dir).expect("store");
     for i in 0..count {
-        let name = format!("{writer}-{i}");
-        let merge: Merge = Arc::new(move |current: Option<&[u8]>| {
-            let mut document: serde_json::Value = match current {
-                Some(bytes) => serde_json::from_slice(bytes).expect("JSON"),
-                None => serde_json::json!({"AccessToken": {}}),
-            };
-            document["AccessToken"][&name] = serde_json::json!({"secret": "s"});
-            Ok(serde_json::to_vec(&document).expect("JSON"))
-        });
+        let merge = crate::support::add_entry(format!("{writer}-{i}"));
         store.update("shared", merge, None).await.expect("update");
     }
 }
