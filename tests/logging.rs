@@ -4,7 +4,7 @@
 //! Its own test binary with one test: the capturing subscriber is the process's global one, so
 //! no test running beside it can change what tracing's callsites report.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -18,48 +18,10 @@ const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const API: &str = "22222222-2222-2222-2222-222222222222";
 const CLIENT: &str = "11111111-1111-1111-1111-111111111111";
 
-/// A subscriber that keeps every event's and span's fields as text, at every level.
-#[derive(Default, Clone)]
-struct Capture(Arc<Mutex<Vec<String>>>);
+#[path = "common/capture.rs"]
+mod capture;
 
-impl Capture {
-    fn push(&self, text: String) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(text);
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        let mut text = String::new();
-        span.record(&mut Fields(&mut text));
-        self.push(text);
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        let mut text = String::new();
-        values.record(&mut Fields(&mut text));
-        self.push(text);
-    }
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut text = format!("{} ", event.metadata().level());
-        event.record(&mut Fields(&mut text));
-        self.push(text);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-struct Fields<'a>(&'a mut String);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.push_str(&format!("{}={value:?} ", field.name()));
-    }
-}
+use capture::Capture;
 
 fn with_kid(token: &str, kid: &str) -> String {
     let (header, rest) = token.split_once('.').expect("dot");
