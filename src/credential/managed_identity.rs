@@ -270,12 +270,7 @@ impl ManagedIdentity {
                 fetch(Arc::clone(inner), key.clone(), resource.clone())
             })
             .await?;
-        let origin = if cached {
-            TokenOrigin::Cache
-        } else {
-            TokenOrigin::IdentityProvider
-        };
-        Ok(AuthenticationResult::from_shared(token, origin))
+        Ok(AuthenticationResult::looked_up(token, cached))
     }
 
     /// A new token for `resource`, past the cache (which it then replaces).

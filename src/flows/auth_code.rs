@@ -557,12 +557,7 @@ impl ConfidentialClient {
                 )
             })
             .await?;
-        let origin = if cached {
-            TokenOrigin::Cache
-        } else {
-            TokenOrigin::IdentityProvider
-        };
-        Ok(AuthenticationResult::from_shared(token, origin).with_account(account.clone()))
+        Ok(AuthenticationResult::looked_up(token, cached).with_account(account.clone()))
     }
 
     /// The validator for this client's ID tokens (audience: the client id), built once.

@@ -55,12 +55,7 @@ impl ConfidentialClient {
                 fetch(Arc::clone(inner), key.clone(), owned.clone(), None, true)
             })
             .await?;
-        let origin = if cached {
-            TokenOrigin::Cache
-        } else {
-            TokenOrigin::IdentityProvider
-        };
-        Ok(AuthenticationResult::from_shared(token, origin))
+        Ok(AuthenticationResult::looked_up(token, cached))
     }
 }
 

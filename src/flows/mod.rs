@@ -72,6 +72,16 @@ impl AuthenticationResult {
         }
     }
 
+    /// The result of a cache lookup that may have fetched: from the cache or the authority.
+    pub(crate) fn looked_up(token: Arc<CachedToken>, cached: bool) -> Self {
+        let source = if cached {
+            TokenOrigin::Cache
+        } else {
+            TokenOrigin::IdentityProvider
+        };
+        Self::from_shared(token, source)
+    }
+
     pub(crate) fn with_account(mut self, account: Account) -> Self {
         self.account = Some(account);
         self

@@ -99,12 +99,7 @@ impl ConfidentialClient {
                 )
             })
             .await?;
-        let origin = if cached {
-            TokenOrigin::Cache
-        } else {
-            TokenOrigin::IdentityProvider
-        };
-        Ok(AuthenticationResult::from_shared(token, origin))
+        Ok(AuthenticationResult::looked_up(token, cached))
     }
 }
 

@@ -11,7 +11,7 @@ use confidant_testkit::{AppConfig, Config, Endpoint, Fault, Testkit};
 const CLIENT: &str = "3c5e7a9b-2d4f-4b6c-8e0a-1b3d5f7a9c2e";
 const SECRET: &str = "scale-secret";
 
-async fn setup() -> (Testkit, ConfidentialClient, Arc<ManualClock>) {
+async fn setup(options: CacheOptions) -> (Testkit, ConfidentialClient, Arc<ManualClock>) {
     // Two-hour tokens: the testkit sends refresh_in = half the lifetime.
     let config = Config::default()
         .token_lifetime_secs(7200)
@@ -28,9 +28,7 @@ async fn setup() -> (Testkit, ConfidentialClient, Arc<ManualClock>) {
     )
     .client_secret(SECRET)
     .clock(Arc::clone(&clock) as Arc<dyn confidant::Clock>)
-    .cache(Arc::new(TokenCache::new(
-        CacheOptions::default().with_refresh_jitter_percent(0),
-    )))
+    .cache(Arc::new(TokenCache::new(options)))
     .build()
     .expect("client");
     (testkit, client, clock)
@@ -56,7 +54,8 @@ async fn callers(client: &ConfidentialClient, n: usize) -> Vec<confidant::Authen
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_callers_on_a_token_due_for_refresh() {
-    let (testkit, client, clock) = setup().await;
+    let (testkit, client, clock) =
+        setup(CacheOptions::default().with_refresh_jitter_percent(0)).await;
     let first = client
         .acquire_token_for_client(&["https://vault.azure.net/.default"])
         .await
@@ -110,28 +109,12 @@ async fn a_thousand_callers_on_a_token_due_for_refresh() {
 
 #[tokio::test]
 async fn background_refreshes_are_bounded() {
-    let config = Config::default()
-        .token_lifetime_secs(7200)
-        .app(AppConfig::new(CLIENT, "contoso").secret(SECRET));
-    let testkit = Testkit::builder()
-        .config(config)
-        .start()
-        .await
-        .expect("testkit");
-    let clock = Arc::new(ManualClock::new(SystemTime::now()));
-    let client = ConfidentialClient::builder(
-        Authority::entra_at(testkit.base_url(), "contoso").expect("authority"),
-        CLIENT,
-    )
-    .client_secret(SECRET)
-    .clock(Arc::clone(&clock) as Arc<dyn confidant::Clock>)
-    .cache(Arc::new(TokenCache::new(
+    let (testkit, client, clock) = setup(
         CacheOptions::default()
             .with_refresh_jitter_percent(0)
             .with_max_background_refreshes(1),
-    )))
-    .build()
-    .expect("client");
+    )
+    .await;
     let scopes = [
         "https://vault.azure.net/.default",
         "https://graph.microsoft.com/.default",
