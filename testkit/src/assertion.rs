@@ -1,7 +1,10 @@
 //! Client assertions (RFC 7523) checked as Entra ID checks them, with `jsonwebtoken`.
 //!
 //! Strict, as the crate's own client must be: `jti` required and single use, integer times,
-//! lifetime at most 10 minutes, `nbf`/`iat` within 5 minutes of skew.
+//! `nbf` required, lifetime at most 10 minutes, `nbf`/`iat` within 5 minutes of skew, thumbprints
+//! unpadded, `x5c` an array. [`Mode::Compat`] tolerates what Entra tolerates from other clients:
+//! padded thumbprints, float or numeric-string times, no `nbf`, `x5c` as one string, and a `jti`
+//! reused within the assertion's lifetime.
 
 use std::collections::HashMap;
 
@@ -9,9 +12,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
-use crate::Shared;
 use crate::errors::OAuthError;
 use crate::registry::{App, ParsedCertificate};
+use crate::{Mode, Shared};
 
 /// Clock skew tolerated on `nbf`, `iat` and `exp`.
 const SKEW: u64 = 300;
@@ -65,18 +68,8 @@ pub(crate) fn verify(
         return verify_federated(shared, app, jwt, &claims);
     }
 
-    let header = jsonwebtoken::decode_header(jwt).map_err(|_| malformed())?;
+    let header = Header::parse(jwt, shared.mode).ok_or_else(malformed)?;
     let alg = header.alg;
-    if !matches!(
-        alg,
-        jsonwebtoken::Algorithm::RS256
-            | jsonwebtoken::Algorithm::PS256
-            | jsonwebtoken::Algorithm::ES256
-    ) {
-        return Err(signature_error(format!(
-            "Client assertion algorithm {alg:?} is not supported."
-        )));
-    }
     let certificate = find_certificate(shared, app, &header)?;
     let rsa_alg = alg != jsonwebtoken::Algorithm::ES256;
     if certificate.key.is_rsa() != rsa_alg {
@@ -85,28 +78,85 @@ pub(crate) fn verify(
         ));
     }
     let key = certificate.key.decoding_key().map_err(signature_error)?;
-    let mut validation = jsonwebtoken::Validation::new(alg);
-    // Times and audience are checked below against the testkit's clock and the exact URL.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let verified = jsonwebtoken::decode::<Value>(jwt, &key, &validation)
-        .map_err(|e| {
+    // The header was read by hand (compat mode accepts headers jsonwebtoken's own type does
+    // not), so only the signature is checked here; times and audience are checked below
+    // against the testkit's clock and the exact URL.
+    let (message, signature) = jwt.rsplit_once('.').ok_or_else(malformed)?;
+    let valid =
+        jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg).map_err(|e| {
             signature_error(format!(
                 "Client assertion failed signature validation: {e}."
             ))
-        })?
-        .claims;
+        })?;
+    if !valid {
+        return Err(signature_error(
+            "Client assertion failed signature validation.",
+        ));
+    }
 
-    check_claims(shared, app, &verified, audience)
+    check_claims(shared, app, &claims, audience)
+}
+
+/// The header fields Entra reads from a client assertion.
+struct Header {
+    alg: jsonwebtoken::Algorithm,
+    x5t: Option<String>,
+    x5t_s256: Option<String>,
+    x5c: Option<Vec<String>>,
+}
+
+impl Header {
+    /// `None` when the header is not a JSON object of the expected shape for `mode`.
+    fn parse(jwt: &str, mode: Mode) -> Option<Self> {
+        let segment = jwt.split('.').next()?;
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).ok()?).ok()?;
+        let header = header.as_object()?;
+        let alg = match header.get("alg")?.as_str()? {
+            "RS256" => jsonwebtoken::Algorithm::RS256,
+            "PS256" => jsonwebtoken::Algorithm::PS256,
+            "ES256" => jsonwebtoken::Algorithm::ES256,
+            _ => jsonwebtoken::Algorithm::HS256,
+        };
+        let thumbprint = |name: &str| -> Option<Option<String>> {
+            match header.get(name) {
+                None => Some(None),
+                Some(Value::String(t)) if mode == Mode::Compat => {
+                    Some(Some(t.trim_end_matches('=').to_owned()))
+                }
+                Some(Value::String(t)) if !t.contains('=') => Some(Some(t.clone())),
+                Some(_) => None,
+            }
+        };
+        let x5c = match header.get("x5c") {
+            None => None,
+            Some(Value::Array(entries)) => Some(
+                entries
+                    .iter()
+                    .map(|e| e.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            Some(Value::String(one)) if mode == Mode::Compat => Some(vec![one.clone()]),
+            Some(_) => return None,
+        };
+        Some(Self {
+            alg,
+            x5t: thumbprint("x5t")?,
+            x5t_s256: thumbprint("x5t#S256")?,
+            x5c,
+        })
+    }
 }
 
 fn find_certificate(
     shared: &Shared,
     app: &App,
-    header: &jsonwebtoken::Header,
+    header: &Header,
 ) -> Result<ParsedCertificate, OAuthError> {
+    if header.alg == jsonwebtoken::Algorithm::HS256 {
+        return Err(signature_error(
+            "Client assertion algorithm is not supported (RS256, PS256 or ES256).",
+        ));
+    }
     if let Some(x5c) = header
         .x5c
         .as_ref()
@@ -197,10 +247,11 @@ fn check_claims(
             format!("Client assertion is not within its valid time range. {m}"),
         )
     };
+    let compat = shared.mode == Mode::Compat;
     let int = |name: &str| -> Result<Option<u64>, OAuthError> {
         match claims.get(name) {
             None => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            Some(v) => seconds(v, compat).map(Some).ok_or_else(|| {
                 OAuthError::invalid_request(
                     50027,
                     format!("Claim `{name}` must be an integer number of seconds."),
@@ -231,6 +282,11 @@ fn check_claims(
     }
     let exp = int("exp")?.ok_or_else(|| time_error("The exp claim is missing."))?;
     let nbf = int("nbf")?;
+    if nbf.is_none() && !compat {
+        return Err(time_error(
+            "The nbf claim is missing (the testkit's strict mode requires it).",
+        ));
+    }
     let iat = int("iat")?;
     if now > exp + SKEW {
         return Err(time_error("It has expired."));
@@ -257,13 +313,32 @@ fn check_claims(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .first_use(client_id, jti, exp, now);
-    if !first {
+    // Entra accepts an assertion again until it expires; only strict mode holds clients to
+    // RFC 7523's single use.
+    if !first && !compat {
         return Err(OAuthError::invalid_client(
             700027,
             "Client assertion jti was already used (the testkit's strict mode enforces single use, RFC 7523 section 3).",
         ));
     }
     Ok(())
+}
+
+/// A time claim as whole seconds: an integer, or in compat mode also a float (truncated) or a
+/// string holding either.
+fn seconds(value: &Value, compat: bool) -> Option<u64> {
+    if let Some(n) = value.as_u64() {
+        return Some(n);
+    }
+    if !compat {
+        return None;
+    }
+    let float = match value {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    (float.is_finite() && float >= 0.0 && float < 1e12).then_some(float as u64)
 }
 
 /// A federated token: an external issuer's JWT for a subject the app trusts.

@@ -44,6 +44,7 @@ mod keyvault;
 mod managed_identity;
 mod pfx;
 mod registry;
+mod tls;
 mod user_flows;
 
 pub use crate::config::{
@@ -85,7 +86,26 @@ pub(crate) struct Shared {
     pub(crate) identity_header: String,
     /// Authorization codes, refresh tokens, and the tests' switches for user flows.
     pub(crate) sessions: Mutex<user_flows::Sessions>,
+    /// Strict or compatible checks of what clients send.
+    pub(crate) mode: Mode,
+    /// The test CA's certificate, PEM, in TLS mode.
+    ca_pem: Option<String>,
     clock: RwLock<ClockFn>,
+}
+
+/// How strictly the testkit reads what clients send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Exact RFC 7523 client assertions (integer times, a fresh `jti`, unpadded thumbprints) and
+    /// client secrets in the body only: confidant's own tests hold its client to this.
+    #[default]
+    Strict,
+    /// Tolerates what Entra ID tolerates from other clients (msal-python, .NET, Java): padded
+    /// `x5t`, float or string times, no `nbf`, `x5c` as one string, `jti` reuse within the
+    /// assertion's lifetime, client secrets in HTTP Basic. The testkit's README lists each
+    /// difference.
+    Compat,
 }
 
 pub(crate) struct KeySet {
@@ -114,6 +134,8 @@ pub struct TestkitBuilder {
     port: u16,
     clock: Option<ClockFn>,
     vault_tenant: Option<String>,
+    tls: bool,
+    mode: Mode,
 }
 
 impl std::fmt::Debug for TestkitBuilder {
@@ -121,6 +143,8 @@ impl std::fmt::Debug for TestkitBuilder {
         f.debug_struct("TestkitBuilder")
             .field("config", &self.config)
             .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("mode", &self.mode)
             .finish()
     }
 }
@@ -145,6 +169,20 @@ impl TestkitBuilder {
         self
     }
 
+    /// Serves HTTPS: a test CA and a certificate for `127.0.0.1`, `::1` and `localhost` are
+    /// generated at start; clients trust [`Testkit::ca_pem`]. Microsoft's own clients refuse
+    /// plain `http` authorities.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Strict (the default) or compatible checks of client assertions and secrets.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
     /// Reads time from `clock` instead of the system clock (share it with the client under test).
     pub fn clock(mut self, clock: ClockFn) -> Self {
         self.clock = Some(clock);
@@ -154,22 +192,28 @@ impl TestkitBuilder {
     /// Binds `127.0.0.1:{port}` and starts serving in the background.
     pub async fn start(self) -> Result<Testkit, TestkitError> {
         let registry = registry::Registry::new(&self.config)?;
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], self.port))).await?;
+        let tls = if self.tls {
+            Some(tls::TlsMaterial::generate()?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let listener = bind(self.port).await?;
         let addr = listener.local_addr()?;
         let vault_listener = match &self.vault_tenant {
-            Some(_) => Some(TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?),
+            Some(_) => Some(bind(0).await?),
             None => None,
         };
         let vault = match (&self.vault_tenant, &vault_listener) {
             (Some(tenant), Some(listener)) => keyvault::Vault {
                 tenant_id: registry.tenant_id(tenant),
-                base_url: format!("http://{}", listener.local_addr()?),
+                base_url: format!("{scheme}://{}", listener.local_addr()?),
                 ..keyvault::Vault::default()
             },
             _ => keyvault::Vault::default(),
         };
         let shared = Arc::new(Shared {
-            base_url: format!("http://{addr}"),
+            base_url: format!("{scheme}://{addr}"),
             registry: RwLock::new(registry),
             keys: RwLock::new(KeySet {
                 published: vec![Arc::new(keys::SigningKey::generate()?)],
@@ -179,6 +223,8 @@ impl TestkitBuilder {
             vault: RwLock::new(vault),
             identity_header: uuid::Uuid::new_v4().simple().to_string(),
             sessions: Mutex::new(user_flows::Sessions::default()),
+            mode: self.mode,
+            ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
             clock: RwLock::new(self.clock.unwrap_or_else(|| Arc::new(SystemTime::now))),
         });
         let router = entra::router(Arc::clone(&shared));
@@ -187,14 +233,18 @@ impl TestkitBuilder {
             Some(listener) => {
                 let (stop, stopped) = oneshot::channel::<()>();
                 let router = keyvault::router(Arc::clone(&shared));
-                (
-                    Some(stop),
-                    Some(serve(listener, router, stopped, "Key Vault")),
-                )
+                let server = match &tls {
+                    Some(tls) => serve(tls.listener(listener)?, router, stopped, "Key Vault"),
+                    None => serve(listener, router, stopped, "Key Vault"),
+                };
+                (Some(stop), Some(server))
             }
             None => (None, None),
         };
-        let server = serve(listener, router, stopped, "Entra ID");
+        let server = match &tls {
+            Some(tls) => serve(tls.listener(listener)?, router, stopped, "Entra ID"),
+            None => serve(listener, router, stopped, "Entra ID"),
+        };
         Ok(Testkit {
             shared,
             stop: Some(stop),
@@ -205,13 +255,27 @@ impl TestkitBuilder {
     }
 }
 
+/// Binds `127.0.0.1:{port}`; the error names the address.
+async fn bind(port: u16) -> Result<TcpListener, TestkitError> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpListener::bind(addr).await.map_err(|e| {
+        TestkitError::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e}"),
+        ))
+    })
+}
+
 /// Serves `router` on `listener` until `stopped` fires.
-fn serve(
-    listener: TcpListener,
+fn serve<L>(
+    listener: L,
     router: axum::Router,
     stopped: oneshot::Receiver<()>,
     what: &'static str,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
     tokio::spawn(async move {
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(async {
@@ -252,9 +316,20 @@ impl Testkit {
         TestkitBuilder::default()
     }
 
-    /// `http://127.0.0.1:{port}`.
+    /// `http://127.0.0.1:{port}`, or `https://` in TLS mode.
     pub fn base_url(&self) -> &str {
         &self.shared.base_url
+    }
+
+    /// In TLS mode ([`TestkitBuilder::tls`]), the test CA's certificate (PEM) that clients must
+    /// trust; `None` in plain HTTP mode.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.shared.ca_pem.as_deref()
+    }
+
+    /// The mode the testkit checks clients in.
+    pub fn mode(&self) -> Mode {
+        self.shared.mode
     }
 
     /// The authority URL for `tenant`: `{base}/{tenant}`.
@@ -373,7 +448,7 @@ impl Testkit {
         *self.shared.clock.write().unwrap_or_else(|p| p.into_inner()) = clock;
     }
 
-    /// The Key Vault's URL (`http://127.0.0.1:{port}`), when started with
+    /// The Key Vault's URL (`http://127.0.0.1:{port}`, `https://` in TLS mode), when started with
     /// [`TestkitBuilder::key_vault`].
     pub fn key_vault_url(&self) -> Option<String> {
         let vault = self.shared.vault.read().unwrap_or_else(|p| p.into_inner());

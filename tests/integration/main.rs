@@ -21,6 +21,7 @@ mod redis_store;
 mod signers;
 mod support;
 mod testkit;
+mod testkit_modes;
 mod token_store;
 mod user_flows;
 mod validator;
