@@ -338,7 +338,7 @@ fn seconds(value: &Value, compat: bool) -> Option<u64> {
         Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    (float.is_finite() && float >= 0.0 && float < 1e12).then_some(float as u64)
+    (0.0..1e12).contains(&float).then_some(float as u64)
 }
 
 /// A federated token: an external issuer's JWT for a subject the app trusts.
