@@ -83,14 +83,14 @@ async fn main() -> ExitCode {
             std::env::temp_dir().join(format!("confidant-testkit-ca-{}.pem", std::process::id()))
         })
     });
-    if let Some(path) = &ca_file {
-        if let Err(e) = std::fs::write(path, b"") {
-            eprintln!(
-                "confidant-testkit: cannot write the CA file {}: {e}",
-                path.display()
-            );
-            return ExitCode::from(2);
-        }
+    if let Some(path) = &ca_file
+        && let Err(e) = std::fs::write(path, b"")
+    {
+        eprintln!(
+            "confidant-testkit: cannot write the CA file {}: {e}",
+            path.display()
+        );
+        return ExitCode::from(2);
     }
     let mode = if compat { Mode::Compat } else { Mode::Strict };
     let mut builder = Testkit::builder().config(config).port(port).mode(mode);
@@ -107,15 +107,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let (Some(path), Some(pem)) = (&ca_file, testkit.ca_pem()) {
-        if let Err(e) = std::fs::write(path, pem) {
-            eprintln!(
-                "confidant-testkit: cannot write the CA file {}: {e}",
-                path.display()
-            );
-            testkit.shutdown().await;
-            return ExitCode::from(2);
-        }
+    if let (Some(path), Some(pem)) = (&ca_file, testkit.ca_pem())
+        && let Err(e) = std::fs::write(path, pem)
+    {
+        eprintln!(
+            "confidant-testkit: cannot write the CA file {}: {e}",
+            path.display()
+        );
+        testkit.shutdown().await;
+        return ExitCode::from(2);
     }
     let ready = serde_json::json!({
         "ready": true,
