@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::TestkitError;
+use crate::keyvault::{VaultKeyType, VaultPermission, VaultSecretFormat};
+
 /// Everything the emulator knows at start. Unknown JSON fields are refused, so a typo fails
 /// loudly instead of being ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +32,8 @@ pub struct Config {
     pub b2c_policies: Vec<B2cPolicyConfig>,
     /// Lifetime of managed-identity tokens in seconds (about 24 hours, as in Azure).
     pub managed_identity_token_lifetime_secs: u64,
+    /// A Key Vault served on its own port, with its contents and access policies.
+    pub key_vault: Option<KeyVaultConfig>,
 }
 
 impl Default for Config {
@@ -42,14 +47,36 @@ impl Default for Config {
             users: Vec::new(),
             b2c_policies: Vec::new(),
             managed_identity_token_lifetime_secs: 86_399,
+            key_vault: None,
         }
     }
 }
 
 impl Config {
-    /// Parses the JSON form; errors name the bad field.
-    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(json)
+    /// Parses the JSON form. Errors name the bad field by its path (`apps[1].secrets[0].value`)
+    /// and give the line and column; unknown fields are errors.
+    pub fn from_json(json: &str) -> Result<Self, TestkitError> {
+        let mut reader = serde_json::Deserializer::from_str(json);
+        let config: Self = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                TestkitError::Config(inner.to_string())
+            } else {
+                TestkitError::Config(format!("`{path}`: {inner}"))
+            }
+        })?;
+        reader
+            .end()
+            .map_err(|e| TestkitError::Config(format!("after the configuration: {e}")))?;
+        Ok(config)
+    }
+
+    /// Serves a Key Vault with these contents ([`crate::TestkitBuilder::key_vault`] names only the
+    /// tenant, for a vault filled while running).
+    pub fn key_vault(mut self, vault: KeyVaultConfig) -> Self {
+        self.key_vault = Some(vault);
+        self
     }
 
     /// Adds a tenant.
@@ -469,5 +496,205 @@ impl B2cPolicyConfig {
             name: name.into(),
             mfa: true,
         }
+    }
+}
+
+/// The Key Vault: the tenant whose tokens it accepts, what it holds at start, and who may use
+/// it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct KeyVaultConfig {
+    /// The tenant (name, domain or GUID) whose tokens for `https://vault.azure.net` it accepts.
+    pub tenant: String,
+    /// Keys, generated at start.
+    #[serde(default)]
+    pub keys: Vec<VaultKeyConfig>,
+    /// Certificates (a key and a self-signed certificate `CN={name}`), generated at start.
+    #[serde(default)]
+    pub certificates: Vec<VaultCertificateConfig>,
+    /// Secrets.
+    #[serde(default)]
+    pub secrets: Vec<VaultSecretConfig>,
+    /// Access policies: what each client may do.
+    #[serde(default)]
+    pub access_policies: Vec<VaultAccessPolicy>,
+}
+
+impl KeyVaultConfig {
+    /// An empty vault accepting tokens of `tenant`.
+    pub fn new(tenant: impl Into<String>) -> Self {
+        Self {
+            tenant: tenant.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds a key.
+    pub fn key(mut self, name: impl Into<String>, kind: VaultKeyType, hsm: bool) -> Self {
+        self.keys.push(VaultKeyConfig {
+            name: name.into(),
+            kind,
+            hsm,
+        });
+        self
+    }
+
+    /// Adds a certificate whose secret is exported as `secret_format`.
+    pub fn certificate(
+        mut self,
+        name: impl Into<String>,
+        kind: VaultKeyType,
+        secret_format: VaultSecretFormat,
+    ) -> Self {
+        self.certificates.push(VaultCertificateConfig {
+            name: name.into(),
+            kind,
+            hsm: false,
+            secret_format,
+        });
+        self
+    }
+
+    /// Adds a secret with a content type.
+    pub fn secret(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+        content_type: impl Into<String>,
+    ) -> Self {
+        self.secrets.push(VaultSecretConfig {
+            name: name.into(),
+            value: value.into(),
+            content_type: Some(content_type.into()),
+        });
+        self
+    }
+
+    /// Lets `client_id` do `permissions`.
+    pub fn allow(mut self, client_id: impl Into<String>, permissions: &[VaultPermission]) -> Self {
+        let mut policy = VaultAccessPolicy {
+            client_id: client_id.into(),
+            ..VaultAccessPolicy::default()
+        };
+        for permission in permissions {
+            let (list, name) = match permission {
+                VaultPermission::GetKey => (&mut policy.keys, "get"),
+                VaultPermission::Sign => (&mut policy.keys, "sign"),
+                VaultPermission::GetCertificate => (&mut policy.certificates, "get"),
+                VaultPermission::GetSecret => (&mut policy.secrets, "get"),
+            };
+            list.push(name.to_owned());
+        }
+        self.access_policies.push(policy);
+        self
+    }
+}
+
+/// A vault key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct VaultKeyConfig {
+    /// The key name (1 to 127 letters, digits and dashes).
+    pub name: String,
+    /// `RSA-2048`, `RSA-3072`, `RSA-4096` or `EC-P256`.
+    #[serde(rename = "type")]
+    pub kind: VaultKeyType,
+    /// An HSM key (`RSA-HSM` / `EC-HSM`).
+    #[serde(default)]
+    pub hsm: bool,
+}
+
+/// A vault certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct VaultCertificateConfig {
+    /// The certificate name (1 to 127 letters, digits and dashes).
+    pub name: String,
+    /// Its key: `RSA-2048` (the default), `RSA-3072`, `RSA-4096` or `EC-P256`.
+    #[serde(rename = "type", default = "default_certificate_key")]
+    pub kind: VaultKeyType,
+    /// A non-exportable HSM key: the certificate's secret then holds only the certificate.
+    #[serde(default)]
+    pub hsm: bool,
+    /// How its secret is exported: `pkcs12` (Key Vault's default) or `pem`.
+    #[serde(default)]
+    pub secret_format: VaultSecretFormat,
+}
+
+fn default_certificate_key() -> VaultKeyType {
+    VaultKeyType::Rsa2048
+}
+
+/// A vault secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct VaultSecretConfig {
+    /// The secret name (1 to 127 letters, digits and dashes).
+    pub name: String,
+    /// The value.
+    pub value: String,
+    /// Its content type (none by default).
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+/// A Key Vault access policy, with the permission names of Azure's access policies.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct VaultAccessPolicy {
+    /// The client (app or managed identity client id) the policy grants to.
+    pub client_id: String,
+    /// Key permissions: `get`, `sign`.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Certificate permissions: `get`.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Secret permissions: `get`.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+}
+
+impl VaultAccessPolicy {
+    /// The permissions, or an error naming the entry (`index` in `access_policies`) and the
+    /// unsupported name.
+    pub(crate) fn permissions(&self, index: usize) -> Result<Vec<VaultPermission>, TestkitError> {
+        let mut permissions = Vec::new();
+        let lists: [(&str, &[String], &[(&str, VaultPermission)]); 3] = [
+            (
+                "keys",
+                &self.keys,
+                &[("get", VaultPermission::GetKey), ("sign", VaultPermission::Sign)],
+            ),
+            (
+                "certificates",
+                &self.certificates,
+                &[("get", VaultPermission::GetCertificate)],
+            ),
+            ("secrets", &self.secrets, &[("get", VaultPermission::GetSecret)]),
+        ];
+        for (field, names, known) in lists {
+            for (i, name) in names.iter().enumerate() {
+                let permission = known
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, p)| *p)
+                    .ok_or_else(|| {
+                        let supported: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+                        TestkitError::Config(format!(
+                            "`key_vault.access_policies[{index}].{field}[{i}]`: `{name}` is not \
+                             supported (supported: {})",
+                            supported.join(", ")
+                        ))
+                    })?;
+                permissions.push(permission);
+            }
+        }
+        Ok(permissions)
     }
 }

@@ -23,21 +23,26 @@ use crate::{Shared, TestkitError};
 pub(crate) const VAULT_RESOURCE: &str = "https://vault.azure.net";
 
 /// A Key Vault key type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum VaultKeyType {
     /// RSA 2048.
+    #[serde(rename = "RSA-2048")]
     Rsa2048,
     /// RSA 3072.
+    #[serde(rename = "RSA-3072")]
     Rsa3072,
     /// RSA 4096.
+    #[serde(rename = "RSA-4096")]
     Rsa4096,
     /// EC P-256.
+    #[serde(rename = "EC-P256")]
     EcP256,
 }
 
 /// How a certificate's secret is exported: the certificate policy's `contentType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum VaultSecretFormat {
     /// `application/x-pkcs12`, Key Vault's default: a base64 PFX with the empty password.
@@ -105,7 +110,67 @@ pub(crate) struct StoredSecret {
     created: u64,
 }
 
+/// Key Vault object names: 1 to 127 ASCII letters, digits and dashes.
+fn valid_name(name: &str) -> bool {
+    (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 impl Vault {
+    /// Creates what the configuration lists; errors name the entry.
+    pub(crate) fn fill(
+        &mut self,
+        config: &crate::config::KeyVaultConfig,
+        now: u64,
+    ) -> Result<(), TestkitError> {
+        let bad_name = |field: String, name: &str| {
+            TestkitError::Config(format!(
+                "`key_vault.{field}.name`: `{name}` is not a Key Vault name (1 to 127 letters, \
+                 digits and dashes)"
+            ))
+        };
+        if config.tenant.trim().is_empty() {
+            return Err(TestkitError::Config(
+                "`key_vault.tenant`: must name the tenant whose tokens the vault accepts".into(),
+            ));
+        }
+        for (i, key) in config.keys.iter().enumerate() {
+            if !valid_name(&key.name) {
+                return Err(bad_name(format!("keys[{i}]"), &key.name));
+            }
+            self.add_version(&key.name, key.kind, key.hsm, None, now)?;
+        }
+        for (i, cert) in config.certificates.iter().enumerate() {
+            if !valid_name(&cert.name) {
+                return Err(bad_name(format!("certificates[{i}]"), &cert.name));
+            }
+            if self.keys.contains_key(&cert.name) {
+                return Err(TestkitError::Config(format!(
+                    "`key_vault.certificates[{i}].name`: `{}` is also a key; a certificate's key \
+                     takes its name",
+                    cert.name
+                )));
+            }
+            self.add_version(&cert.name, cert.kind, cert.hsm, Some(cert.secret_format), now)?;
+        }
+        for (i, secret) in config.secrets.iter().enumerate() {
+            if !valid_name(&secret.name) {
+                return Err(bad_name(format!("secrets[{i}]"), &secret.name));
+            }
+            let content_type = secret.content_type.as_deref().unwrap_or_default();
+            self.put_secret(&secret.name, content_type, &secret.value, now);
+        }
+        for (i, policy) in config.access_policies.iter().enumerate() {
+            if policy.client_id.trim().is_empty() {
+                return Err(TestkitError::Config(format!(
+                    "`key_vault.access_policies[{i}].client_id`: must not be empty"
+                )));
+            }
+            let permissions = policy.permissions(i)?;
+            self.grant(&policy.client_id, &permissions);
+        }
+        Ok(())
+    }
+
     /// Adds a new version of key `name` (with a self-signed certificate `CN={name}` when
     /// `certificate`); returns the version.
     pub(crate) fn add_version(
@@ -591,12 +656,18 @@ async fn get_secret(
             Some(v) => versions.iter().find(|s| s.version == v),
         };
         return match stored {
-            Some(secret) => json_ok(json!({
-                "value": secret.value,
-                "contentType": secret.content_type,
-                "id": key_id(base, "secrets", name, &secret.version),
-                "attributes": {"enabled": true, "created": secret.created, "updated": secret.created},
-            })),
+            Some(secret) => {
+                let mut body = json!({
+                    "value": secret.value,
+                    "id": key_id(base, "secrets", name, &secret.version),
+                    "attributes": {"enabled": true, "created": secret.created, "updated": secret.created},
+                });
+                // Key Vault leaves out a content type that was never set.
+                if !secret.content_type.is_empty() {
+                    body["contentType"] = json!(secret.content_type);
+                }
+                json_ok(body)
+            }
             None => not_found("secrets", name),
         };
     }

@@ -48,8 +48,9 @@ mod tls;
 mod user_flows;
 
 pub use crate::config::{
-    AppConfig, B2cPolicyConfig, Config, FederatedCredential, ManagedIdentityConfig, SecretConfig,
-    TenantConfig, TrustedSubject, UserConfig,
+    AppConfig, B2cPolicyConfig, Config, FederatedCredential, KeyVaultConfig,
+    ManagedIdentityConfig, SecretConfig, TenantConfig, TrustedSubject, UserConfig,
+    VaultAccessPolicy, VaultCertificateConfig, VaultKeyConfig, VaultSecretConfig,
 };
 pub use crate::faults::{Endpoint, Fault, RecordedRequest};
 pub use crate::keys::{TestCa, TestCertificate};
@@ -192,6 +193,20 @@ impl TestkitBuilder {
     /// Binds `127.0.0.1:{port}` and starts serving in the background.
     pub async fn start(self) -> Result<Testkit, TestkitError> {
         let registry = registry::Registry::new(&self.config)?;
+        let vault_tenant = self
+            .vault_tenant
+            .clone()
+            .or_else(|| self.config.key_vault.as_ref().map(|v| v.tenant.clone()));
+        let mut vault = keyvault::Vault::default();
+        if let Some(contents) = &self.config.key_vault {
+            let now = self
+                .clock
+                .as_ref()
+                .map_or_else(SystemTime::now, |clock| clock())
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            vault.fill(contents, now)?;
+        }
         let tls = if self.tls {
             Some(tls::TlsMaterial::generate()?)
         } else {
@@ -200,18 +215,14 @@ impl TestkitBuilder {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = bind(self.port).await?;
         let addr = listener.local_addr()?;
-        let vault_listener = match &self.vault_tenant {
+        let vault_listener = match &vault_tenant {
             Some(_) => Some(bind(0).await?),
             None => None,
         };
-        let vault = match (&self.vault_tenant, &vault_listener) {
-            (Some(tenant), Some(listener)) => keyvault::Vault {
-                tenant_id: registry.tenant_id(tenant),
-                base_url: format!("{scheme}://{}", listener.local_addr()?),
-                ..keyvault::Vault::default()
-            },
-            _ => keyvault::Vault::default(),
-        };
+        if let (Some(tenant), Some(listener)) = (&vault_tenant, &vault_listener) {
+            vault.tenant_id = registry.tenant_id(tenant);
+            vault.base_url = format!("{scheme}://{}", listener.local_addr()?);
+        }
         let shared = Arc::new(Shared {
             base_url: format!("{scheme}://{addr}"),
             registry: RwLock::new(registry),

@@ -60,20 +60,20 @@ async fn main() -> ExitCode {
                 compat,
             },
     } = Cli::parse();
-    let config = match config
-        .map(|path| std::fs::read_to_string(&path).map_err(|e| (path, e.to_string())))
-    {
+    let config = match config {
         None => Config::default(),
-        Some(Err((path, e))) => {
-            eprintln!("confidant-testkit: cannot read {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-        Some(Ok(json)) => match Config::from_json(&json) {
-            Ok(config) => config,
+        Some(path) => match std::fs::read_to_string(&path) {
             Err(e) => {
-                eprintln!("confidant-testkit: invalid configuration: {e}");
+                eprintln!("confidant-testkit: cannot read {}: {e}", path.display());
                 return ExitCode::from(2);
             }
+            Ok(json) => match Config::from_json(&json) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("confidant-testkit: {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            },
         },
     };
     // The CA file is created before the server starts, so a bad path never leaves a server
