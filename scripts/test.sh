@@ -6,15 +6,21 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2; exit 2; }
 
-# msal-python, for the cache interop tests (tests/integration/msal_interop.rs): a virtual
-# environment under target/, pinned, created once.
-command -v python3 >/dev/null || { echo "python3 is required (msal-python interop tests)" >&2; exit 2; }
-MSAL_VENV=target/msal-venv
-if ! "$MSAL_VENV/bin/python" -c 'import msal; assert msal.__version__ == "1.39.0"' 2>/dev/null; then
-  python3 -m venv "$MSAL_VENV"
-  "$MSAL_VENV/bin/pip" install --quiet --disable-pip-version-check msal==1.39.0
+# msal-python and the Azure SDK for Python, for the cache interop tests
+# (tests/integration/msal_interop.rs) and the testkit's proof with Microsoft's clients
+# (tests/integration/microsoft_clients.rs): a virtual environment under target/, pinned by
+# testkit/interop/python/requirements.txt, recreated when that file changes.
+command -v python3 >/dev/null || { echo "python3 is required (Python interop tests)" >&2; exit 2; }
+PY_VENV=target/python-venv
+PY_REQUIREMENTS=testkit/interop/python/requirements.txt
+if ! cmp -s "$PY_REQUIREMENTS" "$PY_VENV/requirements.txt"; then
+  rm -rf "$PY_VENV"
+  python3 -m venv "$PY_VENV"
+  "$PY_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$PY_REQUIREMENTS"
+  cp "$PY_REQUIREMENTS" "$PY_VENV/requirements.txt"
 fi
-export MSAL_PYTHON="$PWD/$MSAL_VENV/bin/python"
+export MSAL_PYTHON="$PWD/$PY_VENV/bin/python"
+export AZURE_SDK_PYTHON="$MSAL_PYTHON"
 
 # Redis, for the Redis token store tests (a real server on a loopback port, started by the
 # tests): Debian's package.
@@ -26,7 +32,7 @@ if ! command -v redis-server >/dev/null; then
 fi
 # The package starts a system service on 6379; the tests do not use it.
 
-# The CLI tests run the testkit binary beside the `confidant` binary.
+# The CLI tests and tests/integration/microsoft_clients.rs run the testkit binary.
 cargo build --workspace --bins --all-features --locked
 cargo test --workspace --all-features --locked
 # Only the library: the CLI and testkit would switch the default aws-lc backend back on.

@@ -3,8 +3,8 @@
 //! Strict, as the crate's own client must be: `jti` required and single use, integer times,
 //! `nbf` required, lifetime at most 10 minutes, `nbf`/`iat` within 5 minutes of skew, thumbprints
 //! unpadded, `x5c` an array. [`Mode::Compat`] tolerates what Entra tolerates from other clients:
-//! padded thumbprints, float or numeric-string times, no `nbf`, `x5c` as one string, and a `jti`
-//! reused within the assertion's lifetime.
+//! padded thumbprints, float or numeric-string times, no `nbf`, `x5c` as one string or with line
+//! breaks inside its entries, and a `jti` reused within the assertion's lifetime.
 
 use std::collections::HashMap;
 
@@ -137,6 +137,16 @@ impl Header {
             ),
             Some(Value::String(one)) if mode == Mode::Compat => Some(vec![one.clone()]),
             Some(_) => return None,
+        };
+        // msal-python cuts `x5c` entries out of PEM with their line breaks; Entra reads them.
+        let x5c = match (x5c, mode) {
+            (Some(entries), Mode::Compat) => Some(
+                entries
+                    .into_iter()
+                    .map(|e| e.chars().filter(|c| !c.is_ascii_whitespace()).collect())
+                    .collect(),
+            ),
+            (x5c, _) => x5c,
         };
         Some(Self {
             alg,

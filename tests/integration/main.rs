@@ -11,6 +11,7 @@ mod http;
 mod journey;
 mod key_vault;
 mod managed_identity;
+mod microsoft_clients;
 mod msal_interop;
 #[path = "../../examples/b2c_webapp/offline.rs"]
 mod offline;

@@ -23,7 +23,7 @@ fn python() -> String {
         .is_ok_and(|s| s.success());
     assert!(
         ok,
-        "msal-python is needed: run scripts/test.sh (it installs msal into target/msal-venv and sets MSAL_PYTHON)"
+        "msal-python is needed: run scripts/test.sh (it installs msal into target/python-venv and sets MSAL_PYTHON)"
     );
     python
 }
