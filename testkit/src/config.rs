@@ -660,23 +660,33 @@ pub struct VaultAccessPolicy {
     pub secrets: Vec<String>,
 }
 
+/// Azure's permission names for one kind of vault object, with what each allows.
+type PermissionNames = &'static [(&'static str, VaultPermission)];
+
 impl VaultAccessPolicy {
     /// The permissions, or an error naming the entry (`index` in `access_policies`) and the
     /// unsupported name.
     pub(crate) fn permissions(&self, index: usize) -> Result<Vec<VaultPermission>, TestkitError> {
         let mut permissions = Vec::new();
-        let lists: [(&str, &[String], &[(&str, VaultPermission)]); 3] = [
+        let lists: [(&str, &[String], PermissionNames); 3] = [
             (
                 "keys",
                 &self.keys,
-                &[("get", VaultPermission::GetKey), ("sign", VaultPermission::Sign)],
+                &[
+                    ("get", VaultPermission::GetKey),
+                    ("sign", VaultPermission::Sign),
+                ],
             ),
             (
                 "certificates",
                 &self.certificates,
                 &[("get", VaultPermission::GetCertificate)],
             ),
-            ("secrets", &self.secrets, &[("get", VaultPermission::GetSecret)]),
+            (
+                "secrets",
+                &self.secrets,
+                &[("get", VaultPermission::GetSecret)],
+            ),
         ];
         for (field, names, known) in lists {
             for (i, name) in names.iter().enumerate() {

@@ -41,7 +41,9 @@ pub enum VaultKeyType {
 }
 
 /// How a certificate's secret is exported: the certificate policy's `contentType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum VaultSecretFormat {
@@ -150,7 +152,13 @@ impl Vault {
                     cert.name
                 )));
             }
-            self.add_version(&cert.name, cert.kind, cert.hsm, Some(cert.secret_format), now)?;
+            self.add_version(
+                &cert.name,
+                cert.kind,
+                cert.hsm,
+                Some(cert.secret_format),
+                now,
+            )?;
         }
         for (i, secret) in config.secrets.iter().enumerate() {
             if !valid_name(&secret.name) {

@@ -48,9 +48,9 @@ mod tls;
 mod user_flows;
 
 pub use crate::config::{
-    AppConfig, B2cPolicyConfig, Config, FederatedCredential, KeyVaultConfig,
-    ManagedIdentityConfig, SecretConfig, TenantConfig, TrustedSubject, UserConfig,
-    VaultAccessPolicy, VaultCertificateConfig, VaultKeyConfig, VaultSecretConfig,
+    AppConfig, B2cPolicyConfig, Config, FederatedCredential, KeyVaultConfig, ManagedIdentityConfig,
+    SecretConfig, TenantConfig, TrustedSubject, UserConfig, VaultAccessPolicy,
+    VaultCertificateConfig, VaultKeyConfig, VaultSecretConfig,
 };
 pub use crate::faults::{Endpoint, Fault, RecordedRequest};
 pub use crate::keys::{TestCa, TestCertificate};

@@ -223,18 +223,18 @@ impl Registry {
         };
         if config.managed_identity_token_lifetime_secs < 300 {
             return Err(TestkitError::Config(
-                "managed_identity_token_lifetime_secs: at least 300 seconds".into(),
+                "`managed_identity_token_lifetime_secs`: at least 300 seconds".into(),
             ));
         }
         if config.token_lifetime_secs < 300 {
             return Err(TestkitError::Config(
-                "token_lifetime_secs: at least 300 seconds".into(),
+                "`token_lifetime_secs`: at least 300 seconds".into(),
             ));
         }
         for (i, tenant) in config.tenants.iter().enumerate() {
             if !is_guid(&tenant.id) {
                 return Err(TestkitError::Config(format!(
-                    "tenants[{i}].id: `{}` is not a GUID",
+                    "`tenants[{i}].id`: `{}` is not a GUID",
                     tenant.id
                 )));
             }
@@ -245,8 +245,9 @@ impl Registry {
             }
         }
         for (i, pem) in config.certificate_authorities.iter().enumerate() {
-            let ca = ParsedCertificate::from_pem(pem)
-                .map_err(|e| TestkitError::Config(format!("certificate_authorities[{i}]: {e}")))?;
+            let ca = ParsedCertificate::from_pem(pem).map_err(|e| {
+                TestkitError::Config(format!("`certificate_authorities[{i}]`: {e}"))
+            })?;
             registry.authorities.push(ca);
         }
         for app in &config.apps {
@@ -261,7 +262,7 @@ impl Registry {
                 && registry.identities.iter().any(|other| other.name.is_none())
             {
                 return Err(TestkitError::Config(format!(
-                    "managed_identities[{i}]: only one system-assigned identity per host"
+                    "`managed_identities[{i}]`: only one system-assigned identity per host"
                 )));
             }
             registry.identities.push(resolved);
@@ -270,10 +271,10 @@ impl Registry {
     }
 
     pub(crate) fn register(&mut self, config: AppConfig) -> Result<(), TestkitError> {
-        let field = |name: &str| format!("apps[{}].{name}", config.client_id);
+        let field = |name: &str| format!("`apps[{}].{name}`", config.client_id);
         if config.client_id.is_empty() {
             return Err(TestkitError::Config(
-                "apps[].client_id: must not be empty".into(),
+                "`apps[].client_id`: must not be empty".into(),
             ));
         }
         let mut certificates = Vec::new();

@@ -622,3 +622,51 @@ async fn vault_faults_are_retried_or_typed() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_vault_filled_by_configuration() {
+    use confidant::KeyVaultCertificate;
+    use confidant_testkit::KeyVaultConfig;
+    let vault_config = KeyVaultConfig::new(TENANT)
+        .key("signing", VaultKeyType::EcP256, true)
+        .certificate("exported", VaultKeyType::Rsa2048, VaultSecretFormat::Pem)
+        .secret("note", "not a certificate", "text/plain")
+        .allow(
+            VAULT_READER,
+            &[
+                VaultPermission::GetKey,
+                VaultPermission::Sign,
+                VaultPermission::GetSecret,
+            ],
+        );
+    let config = Config::default()
+        .app(AppConfig::new(VAULT_READER, TENANT).secret(SECRET))
+        .key_vault(vault_config);
+    // No `key_vault(tenant)` on the builder: the configuration's vault is served.
+    let testkit = Testkit::builder()
+        .config(config)
+        .start()
+        .await
+        .expect("testkit");
+    let vault = testkit
+        .key_vault_url()
+        .expect("the configured vault is served");
+
+    // The policy grants exactly what was allowed: no GetCertificate, so no remote signer on the
+    // certificate; GetSecret, so its exported PEM loads.
+    let key = KeyVaultSigner::builder(&vault, "exported", vault_identity(&testkit))
+        .build()
+        .await;
+    assert!(key.is_err(), "GetCertificate was not granted");
+    let loaded = KeyVaultCertificate::load(&vault, "exported", vault_identity(&testkit), None)
+        .await
+        .expect("the certificate's PEM secret loads");
+    assert!(!loaded.version.is_empty());
+    assert!(loaded.signer.certificate().is_some());
+    let note = KeyVaultCertificate::load(&vault, "note", vault_identity(&testkit), None)
+        .await
+        .expect_err("a text secret is not a certificate");
+    assert_ne!(note.kind(), ErrorKind::Transport, "{note}");
+    // Two loads, each an unauthenticated request for the challenge and then the real one.
+    assert_eq!(testkit.request_count(Endpoint::VaultSecrets), 4);
+}

@@ -246,7 +246,10 @@ async fn msal_python_and_the_azure_sdk_for_python_against_one_testkit() {
         "azure-keyvault-secrets get certificate secret (PEM)",
         "azure-keyvault-secrets 404",
     ] {
-        assert!(names.contains(&expected), "scenario {expected:?} did not run");
+        assert!(
+            names.contains(&expected),
+            "scenario {expected:?} did not run"
+        );
     }
     assert!(tokens >= 16, "{tokens} tokens checked");
 }
@@ -273,7 +276,10 @@ fn the_binary_refuses_bad_input_before_serving() {
         "typo.json",
         r#"{"apps": [{"client_id": "a", "home_tenant": "t", "secretz": []}]}"#,
     );
-    refused(&["serve", "--config", &typo], "`apps[0].secretz`: unknown field `secretz`");
+    refused(
+        &["serve", "--config", &typo],
+        "`apps[0].secretz`: unknown field `secretz`",
+    );
     let wrong_type = write(
         "type.json",
         r#"{"apps": [{"client_id": "a", "home_tenant": "t", "secrets": [{"value": 42}]}]}"#,
@@ -307,7 +313,11 @@ fn the_binary_refuses_bad_input_before_serving() {
         "`key_vault.secrets[0].name`",
     );
     refused(
-        &["serve", "--config", &dir.join("missing.json").to_string_lossy()],
+        &[
+            "serve",
+            "--config",
+            &dir.join("missing.json").to_string_lossy(),
+        ],
         "cannot read",
     );
     refused(
