@@ -557,7 +557,7 @@ async fn fetch_discovery(http: &dyn HttpClient, url: &Url) -> Result<Vec<u8>, Er
         .header(http::header::ACCEPT, "application/json")
         .body(Vec::new())
         .map_err(|e| Error::InvalidEndpoint(format!("cannot build the discovery request: {e}")))?;
-    let response = http.send(request).await?;
+    let response = crate::http::send_traced(http, "discovery", request).await?;
     if response.status() != http::StatusCode::OK {
         return Err(Error::InvalidResponse(format!(
             "discovery at {} answered HTTP {}",

@@ -14,6 +14,64 @@ use url::Url;
 
 use crate::error::Error;
 
+/// Sends `request` through `http` inside a `confidant.http` span: what it is for, the method,
+/// host and path (never the query or the body), the `client-request-id` it carries (one is added
+/// when missing), then the status, Entra's or Azure's `x-ms-request-id` and the duration. Every
+/// network call the crate makes goes through here.
+pub(crate) async fn send_traced(
+    http: &dyn HttpClient,
+    purpose: &'static str,
+    mut request: http::Request<Vec<u8>>,
+) -> Result<http::Response<Vec<u8>>, TransportError> {
+    use tracing::Instrument as _;
+    let correlation_id = match request
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(id) => id.to_owned(),
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            if let Ok(value) = http::HeaderValue::from_str(&id) {
+                request.headers_mut().insert("client-request-id", value);
+            }
+            id
+        }
+    };
+    let span = tracing::debug_span!(
+        "confidant.http",
+        purpose,
+        method = %request.method(),
+        host = request.uri().host().unwrap_or_default(),
+        path = request.uri().path(),
+        correlation_id = %correlation_id,
+        status = tracing::field::Empty,
+        request_id = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let result = http.send(request).instrument(span.clone()).await;
+    span.record(
+        "duration_ms",
+        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    );
+    match &result {
+        Ok(response) => {
+            span.record("status", response.status().as_u16());
+            if let Some(id) = response
+                .headers()
+                .get("x-ms-request-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                span.record("request_id", id);
+            }
+            tracing::debug!(parent: &span, "http response");
+        }
+        Err(e) => tracing::debug!(parent: &span, error = %e, "http request failed"),
+    }
+    result
+}
+
 /// Sends one HTTP request and returns the whole response.
 ///
 /// Implement it to route confidant's traffic through your own stack (a proxy, a shared client).

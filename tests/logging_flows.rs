@@ -71,6 +71,11 @@ async fn every_flow_at_trace_logs_no_secret() {
         .expect("app token");
     secrets.push(app.access_token().expose_secret().to_owned());
     debugs.push(format!("{web:?} {app:?}"));
+    let again = web
+        .acquire_token_for_client(&[format!("api://{API}/.default")])
+        .await
+        .expect("app token");
+    assert!(again.is_from_cache());
 
     // A certificate: the assertion it signs.
     let signer = PemSigner::from_pem(
@@ -195,6 +200,31 @@ async fn every_flow_at_trace_logs_no_secret() {
         logged.contains("TRACE") || logged.contains("DEBUG"),
         "flows were traced"
     );
+    // What is logged instead: every network call in a span with its purpose, host, path,
+    // correlation id, status and duration; the cache's and the store's decisions.
+    for purpose in ["token", "discovery", "jwks", "managed_identity"] {
+        assert!(
+            logged.lines().any(|l| l.starts_with("span confidant.http")
+                && l.contains(&format!("purpose=\"{purpose}\""))),
+            "no confidant.http span for {purpose}"
+        );
+    }
+    for field in [
+        "correlation_id=",
+        "host=\"127.0.0.1\"",
+        "status=200",
+        "duration_ms=",
+    ] {
+        assert!(logged.contains(field), "no {field} in the HTTP spans");
+    }
+    for decision in [
+        "token cache miss",
+        "token from cache",
+        "token store load",
+        "token store update",
+    ] {
+        assert!(logged.contains(decision), "no {decision:?} event");
+    }
     let debug = debugs.join("\n");
     assert!(secrets.len() >= 10, "{}", secrets.len());
     for secret in &secrets {

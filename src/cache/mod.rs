@@ -430,8 +430,14 @@ impl TokenCache {
             self.flights
                 .join(key, || self.get(key).filter(|t| t.is_usable(now)), &fetch)?;
         match joined {
-            Joined::Cached(token) => Ok((token, true)),
-            Joined::Waiting(rx) => Ok((SingleFlight::wait(rx).await?, false)),
+            Joined::Cached(token) => {
+                tracing::trace!(cache_hit = true, "token filed while this caller arrived");
+                Ok((token, true))
+            }
+            Joined::Waiting(rx) => {
+                tracing::debug!(cache_hit = false, scopes = %key.target, "token cache miss; one request for every caller");
+                Ok((SingleFlight::wait(rx).await?, false))
+            }
         }
     }
 

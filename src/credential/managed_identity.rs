@@ -558,16 +558,17 @@ async fn attempt(inner: &Inner, resource: &str) -> Next {
             )));
         }
     };
-    let response = match inner.http.send(request).await {
-        Ok(response) => response,
-        Err(e) if e.is_retryable() || e.is_timeout() => {
-            return Next::Retry {
-                error: e.into(),
-                after: None,
-            };
-        }
-        Err(e) => return Next::Done(Err(e.into())),
-    };
+    let response =
+        match crate::http::send_traced(inner.http.as_ref(), "managed_identity", request).await {
+            Ok(response) => response,
+            Err(e) if e.is_retryable() || e.is_timeout() => {
+                return Next::Retry {
+                    error: e.into(),
+                    after: None,
+                };
+            }
+            Err(e) => return Next::Done(Err(e.into())),
+        };
     let now = inner.clock.now();
     let status = response.status().as_u16();
     if status == 200 {

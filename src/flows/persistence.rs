@@ -417,6 +417,22 @@ pub(crate) fn partition_name(inner: &Inner, scope: Scope<'_>) -> String {
     }
 }
 
+fn elapsed_ms(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Scope<'_> {
+    /// The kind of partition, for logs (a user's id or an assertion's hash never is logged).
+    fn kind(self) -> &'static str {
+        match self {
+            Scope::All => "all",
+            Scope::App => "app",
+            Scope::User(_) => "user",
+            Scope::Obo(_) => "on-behalf-of",
+        }
+    }
+}
+
 /// Loads the scope's L2 partition into the L1 (and the users); a store failure is reported and
 /// the caller goes on to the network. Whether anything was loaded.
 pub(crate) async fn l2_load(inner: &Inner, scope: Scope<'_>) -> bool {
@@ -424,7 +440,15 @@ pub(crate) async fn l2_load(inner: &Inner, scope: Scope<'_>) -> bool {
         return false;
     };
     let partition = partition_name(inner, scope);
-    let document = match store.load(&partition).await {
+    let started = std::time::Instant::now();
+    let loaded = store.load(&partition).await;
+    tracing::debug!(
+        partition = scope.kind(),
+        found = matches!(loaded, Ok(Some(_))),
+        duration_ms = elapsed_ms(started),
+        "token store load"
+    );
+    let document = match loaded {
         Ok(Some(document)) => document,
         Ok(None) => return false,
         Err(e) => {
@@ -495,7 +519,15 @@ pub(crate) async fn l2_save(inner: &Inner, scope: Scope<'_>) {
         render(root)
     });
     let partition = partition_name(inner, scope);
-    if let Err(e) = store.update(&partition, merge, expires_at).await {
+    let started = std::time::Instant::now();
+    let updated = store.update(&partition, merge, expires_at).await;
+    tracing::debug!(
+        partition = scope.kind(),
+        ok = updated.is_ok(),
+        duration_ms = elapsed_ms(started),
+        "token store update"
+    );
+    if let Err(e) = updated {
         inner.cache.count_l2_error();
         tracing::warn!(error = %e, kind = "store", "token store write failed; the token is kept in memory");
     }

@@ -46,7 +46,7 @@ pub(crate) async fn execute_with<T>(
             .client_auth(endpoint, &inner.client_id)
             .await?;
         let request = build_request(inner, endpoint, fields, &auth)?;
-        let result = inner.http.send(request).await;
+        let result = crate::http::send_traced(inner.http.as_ref(), "token", request).await;
         let now = inner.clock.now();
         let response = match result {
             Ok(response) => response,

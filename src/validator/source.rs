@@ -337,7 +337,9 @@ impl Remote {
 
     /// One discovery + JWKS round (L1–L5). The error is a log line without secrets.
     async fn fetch(&self) -> Result<Loaded, String> {
-        let body = self.get(&self.discovery_url, MAX_DISCOVERY_BYTES).await?;
+        let body = self
+            .get("discovery", &self.discovery_url, MAX_DISCOVERY_BYTES)
+            .await?;
         let document = json::parse_object(&body)
             .map_err(|e| format!("the discovery document is not strict JSON: {e}"))?;
         let issuer = document
@@ -371,7 +373,7 @@ impl Remote {
             Some(_) => return Err("cloud_instance_name is not a string".into()),
         };
         let rules = (self.derive_issuers)(issuer);
-        let body = self.get(&jwks_uri, MAX_JWKS_BYTES).await?;
+        let body = self.get("jwks", &jwks_uri, MAX_JWKS_BYTES).await?;
         let keys = KeySet::from_json(&body, self.backend)
             .map_err(|e| format!("the JWKS is not acceptable: {e}"))?;
         if keys.usable_count() == 0 {
@@ -385,12 +387,13 @@ impl Remote {
         })
     }
 
-    async fn get(&self, url: &Url, cap: usize) -> Result<Vec<u8>, String> {
+    async fn get(&self, purpose: &'static str, url: &Url, cap: usize) -> Result<Vec<u8>, String> {
         let request = http::Request::get(url.as_str())
             .header(http::header::ACCEPT, "application/json")
             .body(Vec::new())
             .map_err(|e| format!("cannot build the request: {e}"))?;
-        let response = tokio::time::timeout(FETCH_TIMEOUT, self.http.send(request))
+        let fetch = crate::http::send_traced(self.http.as_ref(), purpose, request);
+        let response = tokio::time::timeout(FETCH_TIMEOUT, fetch)
             .await
             .map_err(|_| format!("{} took longer than 10 s", url.path()))?
             .map_err(|e| e.to_string())?;

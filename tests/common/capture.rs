@@ -18,7 +18,7 @@ impl tracing::Subscriber for Capture {
         true
     }
     fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        let mut text = String::new();
+        let mut text = format!("span {} ", span.metadata().name());
         span.record(&mut Fields(&mut text));
         self.push(text);
         tracing::span::Id::from_u64(1)

@@ -739,7 +739,7 @@ async fn send(
     let request = request
         .body(body.unwrap_or_default())
         .map_err(|e| Error::InvalidEndpoint(format!("cannot build the vault request: {e}")))?;
-    Ok(http.send(request).await?)
+    Ok(crate::http::send_traced(http, "key_vault", request).await?)
 }
 
 /// A 200's JSON body, or Key Vault's error as a typed error.
