@@ -24,6 +24,8 @@ mod clock;
 pub mod credential;
 mod error;
 mod flows;
+#[doc(hidden)]
+pub mod fuzz_support;
 pub mod http;
 mod secret;
 mod server_error;

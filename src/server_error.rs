@@ -105,6 +105,11 @@ struct HostBody {
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 impl ServerError {
+    /// The error parser, for the fuzz targets.
+    pub(crate) fn fuzz_from_response(data: &[u8]) -> Self {
+        Self::from_response(400, data, Some(Duration::from_secs(u64::MAX / 2)))
+    }
+
     /// Reads an error response: Entra's JSON when the body is one, else a synthetic error named
     /// after the status.
     pub(crate) fn from_response(status: u16, body: &[u8], retry_after: Option<Duration>) -> Self {

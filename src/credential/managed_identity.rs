@@ -623,7 +623,11 @@ struct TokenBody {
 
 /// Both hosts' shapes: numbers mostly as strings; `expires_on` (Unix seconds) preferred, else
 /// `expires_in`.
-fn parse_token(body: &[u8], now: SystemTime, resource: &str) -> Result<CachedToken, Error> {
+pub(crate) fn parse_token(
+    body: &[u8],
+    now: SystemTime,
+    resource: &str,
+) -> Result<CachedToken, Error> {
     let invalid = |what: &str| Error::InvalidResponse(format!("managed identity response {what}"));
     let parsed: TokenBody =
         serde_json::from_slice(body).map_err(|_| invalid("is not a JSON token response"))?;

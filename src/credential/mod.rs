@@ -110,3 +110,8 @@ impl Credential {
         }
     }
 }
+
+/// The managed-identity response parser, for the fuzz targets.
+pub(crate) fn fuzz_managed_identity(data: &[u8], now: std::time::SystemTime) -> bool {
+    managed_identity::parse_token(data, now, "https://vault.azure.net").is_ok()
+}

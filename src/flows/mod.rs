@@ -459,3 +459,16 @@ fn realm(authority: &Authority) -> String {
         None => authority.url().as_str().to_owned(),
     }
 }
+
+/// The token endpoint's success parser, for the fuzz targets.
+pub(crate) fn fuzz_parse_success(data: &[u8], now: std::time::SystemTime) -> bool {
+    token_request::parse_success(data, now, &["api://fuzz/.default"]).is_ok()
+}
+
+/// The `Retry-After` reader, for the fuzz targets.
+pub(crate) fn fuzz_retry_after(
+    headers: &http::HeaderMap,
+    now: std::time::SystemTime,
+) -> Option<std::time::Duration> {
+    token_request::retry_after(headers, now)
+}

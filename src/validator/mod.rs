@@ -30,3 +30,8 @@ pub use self::layer::{BearerLayer, BearerService, Rejection};
 
 #[cfg(test)]
 mod tests;
+
+/// The JWKS parser, for the fuzz targets.
+pub(crate) fn fuzz_jwks(data: &[u8]) -> bool {
+    jwk::KeySet::from_json(data, crate::signer::Backend::default()).is_ok()
+}
