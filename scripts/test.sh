@@ -22,6 +22,15 @@ fi
 export MSAL_PYTHON="$PWD/$PY_VENV/bin/python"
 export AZURE_SDK_PYTHON="$MSAL_PYTHON"
 
+# panva/oidc-provider, the independent OpenID provider of tests/integration/oidc_provider.rs:
+# pinned by interop/oidc-provider/package-lock.json, installed into that folder.
+command -v node >/dev/null || { echo "Node.js 20 or newer is required (OpenID provider interop tests)" >&2; exit 2; }
+OP_DIR=interop/oidc-provider
+if ! cmp -s "$OP_DIR/package-lock.json" "$OP_DIR/node_modules/.package-lock.json.installed"; then
+  npm ci --prefix "$OP_DIR" --no-audit --no-fund --loglevel=error
+  cp "$OP_DIR/package-lock.json" "$OP_DIR/node_modules/.package-lock.json.installed"
+fi
+
 # Redis, for the Redis token store tests (a real server on a loopback port, started by the
 # tests): Debian's package.
 if ! command -v redis-server >/dev/null; then

@@ -50,6 +50,10 @@ enum Command {
         /// Prints JSON with the token, its expiry and scopes.
         #[arg(long)]
         json: bool,
+        /// The client assertion's algorithm, for a provider that pins the client to one
+        /// (default: PS256 for RSA, ES256 for P-256).
+        #[arg(long, value_enum, requires = "certificate")]
+        alg: Option<Alg>,
     },
     /// Prints a signed client assertion (RFC 7523) for the authority's token endpoint.
     Assertion {
@@ -193,6 +197,16 @@ enum Alg {
     Es256,
 }
 
+impl From<Alg> for Algorithm {
+    fn from(alg: Alg) -> Self {
+        match alg {
+            Alg::Ps256 => Algorithm::Ps256,
+            Alg::Rs256 => Algorithm::Rs256,
+            Alg::Es256 => Algorithm::Es256,
+        }
+    }
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" => Ok(true),
@@ -258,7 +272,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             credential,
             scopes,
             json,
-        } => token(http, target, credential, scopes, json).await,
+            alg,
+        } => token(http, target, credential, scopes, json, alg).await,
         Command::Assertion {
             target,
             certificate,
@@ -441,6 +456,7 @@ async fn token(
     credential: CredentialArgs,
     scopes: Vec<String>,
     json: bool,
+    alg: Option<Alg>,
 ) -> Result<(), Failure> {
     let authority = authority(http.as_ref(), &target).await?;
     let builder =
@@ -448,9 +464,13 @@ async fn token(
     let builder = if let Some(secret) = credential.client_secret {
         builder.client_secret(secret)
     } else if let Some(signer) = load_signer(&credential.certificate)? {
-        builder
+        let builder = builder
             .certificate(signer)
-            .send_x5c(credential.certificate.x5c)
+            .send_x5c(credential.certificate.x5c);
+        match alg {
+            Some(alg) => builder.assertion_algorithm(alg.into()),
+            None => builder,
+        }
     } else if let Some(path) = credential.assertion_file {
         builder.client_assertion(AssertionCallback::new(move |_| {
             let path = path.clone();
@@ -494,11 +514,7 @@ async fn assertion(
     let mut builder =
         ClientAssertionBuilder::for_authority(&authority, target.client_id).x5c(args.x5c);
     if let Some(alg) = alg {
-        builder = builder.algorithm(match alg {
-            Alg::Ps256 => Algorithm::Ps256,
-            Alg::Rs256 => Algorithm::Rs256,
-            Alg::Es256 => Algorithm::Es256,
-        });
+        builder = builder.algorithm(alg.into());
     }
     let assertion = builder.sign(signer.as_ref()).await?;
     println!("{}", assertion.expose_secret());

@@ -14,7 +14,7 @@ use crate::credential::{AssertionCallback, Credential};
 use crate::error::Error;
 use crate::http::{HttpClient, ReqwestClient};
 use crate::secret::{AccessToken, ClientSecret};
-use crate::signer::Signer;
+use crate::signer::{Algorithm, Signer};
 
 mod auth_code;
 mod client_credentials;
@@ -188,6 +188,7 @@ pub struct ClientBuilder<State = NoCredential> {
     clock: Arc<dyn Clock>,
     retry_delay: Duration,
     send_x5c: bool,
+    assertion_algorithm: Option<Algorithm>,
     capabilities: Vec<String>,
     store: Option<Arc<dyn crate::cache::TokenStore>>,
     state: PhantomData<State>,
@@ -216,6 +217,7 @@ impl ConfidentialClient {
             clock: Arc::new(SystemClock),
             retry_delay: Duration::from_secs(1),
             send_x5c: false,
+            assertion_algorithm: None,
             capabilities: Vec::new(),
             store: None,
             state: PhantomData,
@@ -289,6 +291,7 @@ impl<S> ClientBuilder<S> {
             clock: self.clock,
             retry_delay: self.retry_delay,
             send_x5c: self.send_x5c,
+            assertion_algorithm: self.assertion_algorithm,
             capabilities: self.capabilities,
             store: self.store,
             state: PhantomData,
@@ -334,6 +337,14 @@ impl<S> ClientBuilder<S> {
     /// Sends the certificate chain as `x5c` (subject name + issuer registrations).
     pub fn send_x5c(mut self, send: bool) -> Self {
         self.send_x5c = send;
+        self
+    }
+
+    /// Signs client assertions with `alg` only, for a provider that pins a client to one
+    /// algorithm (an OpenID provider's `token_endpoint_auth_signing_alg`). By default the
+    /// signer's first of PS256, RS256, ES256 is used (RS256 only for a signer without PSS).
+    pub fn assertion_algorithm(mut self, alg: Algorithm) -> Self {
+        self.assertion_algorithm = Some(alg);
         self
     }
 
@@ -384,10 +395,19 @@ impl ClientBuilder<WithCredential> {
                 Credential::Secret(secret)
             }
             Some(PendingCredential::Certificate(signer)) => {
-                let assertions =
+                let mut assertions =
                     ClientAssertionBuilder::for_authority(&self.authority, self.client_id.clone())
                         .x5c(self.send_x5c)
                         .clock(Arc::clone(&self.clock));
+                if let Some(alg) = self.assertion_algorithm {
+                    if !signer.algorithms().contains(&alg) {
+                        return Err(Error::Configuration(format!(
+                            "the signer cannot sign {}",
+                            alg.as_str()
+                        )));
+                    }
+                    assertions = assertions.algorithm(alg);
+                }
                 Credential::Certificate {
                     signer,
                     assertions: Arc::new(assertions),

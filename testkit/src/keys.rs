@@ -188,4 +188,26 @@ impl TestCa {
         let pem = format!("{}{}", cert.pem(), self.cert_pem);
         TestCertificate::assemble(common_name, cert.der().to_vec(), pem, &key)
     }
+
+    /// Issues a TLS server certificate `CN=localhost` for `127.0.0.1`, `::1` and `localhost`
+    /// (RSA-2048, serverAuth), for serving a test peer (an OpenID provider, a mock API) over
+    /// HTTPS to clients that trust this CA.
+    pub fn issue_tls_server(&self) -> Result<TestCertificate, TestkitError> {
+        let key = KeyPair::generate_for(&PKCS_RSA_SHA256).map_err(keys_error)?;
+        let mut params = params("localhost");
+        params.subject_alt_names = vec![
+            rcgen::SanType::DnsName("localhost".try_into().map_err(keys_error)?),
+            rcgen::SanType::IpAddress([127, 0, 0, 1].into()),
+            rcgen::SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()),
+        ];
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer).map_err(keys_error)?;
+        let pem = format!("{}{}", cert.pem(), self.cert_pem);
+        TestCertificate::assemble("localhost", cert.der().to_vec(), pem, &key)
+    }
 }

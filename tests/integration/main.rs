@@ -15,6 +15,7 @@ mod microsoft_clients;
 mod msal_interop;
 #[path = "../../examples/b2c_webapp/offline.rs"]
 mod offline;
+mod oidc_provider;
 mod parsers;
 mod protected_api;
 #[cfg(feature = "redis")]
