@@ -59,6 +59,23 @@ fn store_error(what: impl fmt::Display) -> Error {
 
 impl FileStore {
     /// A store in `dir` (created, mode 0700, if missing).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use confidant::{Authority, ConfidentialClient, cache::FileStore};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("confidant-doc-{}", std::process::id()));
+    /// let store = FileStore::new(&dir)?;
+    /// let authority = Authority::parse("https://login.microsoftonline.com/contoso.onmicrosoft.com")?;
+    /// // Every process of this service on the machine shares the app's tokens through `dir`.
+    /// let client = ConfidentialClient::builder(authority, "00000000-0000-0000-0000-000000000001")
+    ///     .client_secret("…")
+    ///     .token_store(Arc::new(store))
+    ///     .build()?;
+    /// # drop(client);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), confidant::Error>(())
+    /// ```
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self, Error> {
         let dir = dir.into();
         let mut builder = fs::DirBuilder::new();

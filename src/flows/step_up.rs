@@ -26,6 +26,19 @@ pub struct Challenge {
 
 impl Challenge {
     /// Parses every challenge of a `WWW-Authenticate` header value.
+    ///
+    /// ```
+    /// use confidant::Challenge;
+    ///
+    /// // An API asking for a step-up: Entra's `insufficient_claims` with base64 `claims`.
+    /// let header = r#"Bearer realm="", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19""#;
+    /// let challenges = Challenge::parse_header(header)?;
+    /// assert_eq!(challenges[0].scheme, "Bearer");
+    /// let claims = challenges[0].claims().expect("a claims challenge")?;
+    /// assert!(claims.contains(r#""acrs""#));
+    /// // Pass `claims` to `TokenRequest::claims` (or a new sign-in) to get a token that satisfies it.
+    /// # Ok::<(), confidant::Error>(())
+    /// ```
     pub fn parse_header(header: &str) -> Result<Vec<Challenge>, Error> {
         if header.len() > MAX_HEADER_BYTES {
             return Err(Error::InvalidResponse(
