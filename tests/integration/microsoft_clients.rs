@@ -9,7 +9,7 @@
 //! binary before the tests.
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -17,28 +17,18 @@ use confidant::Authority;
 use confidant::validator::BearerValidator;
 use serde_json::Value;
 
+use crate::support::workspace_binary;
+
 fn manifest_path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
-/// The `confidant-testkit` binary: `CONFIDANT_TESTKIT_BIN`, or the one cargo built beside this
-/// test's profile directory.
+/// The `confidant-testkit` binary: `CONFIDANT_TESTKIT_BIN`, or the one cargo built.
 fn testkit_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("CONFIDANT_TESTKIT_BIN") {
-        return PathBuf::from(path);
+    match std::env::var_os("CONFIDANT_TESTKIT_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_binary("confidant-testkit"),
     }
-    let exe = std::env::current_exe().expect("test executable");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/{profile}/deps");
-    let binary = profile.join(format!("confidant-testkit{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.exists(),
-        "{} is missing: run scripts/test.sh, or `cargo build -p confidant-testkit` first",
-        binary.display()
-    );
-    binary
 }
 
 fn python() -> String {

@@ -20,7 +20,7 @@ use confidant::{
 use confidant_testkit::TestCa;
 use serde_json::{Value, json};
 
-use crate::support::{fixture, fixture_path};
+use crate::support::{fixture, fixture_path, workspace_binary};
 
 const API: &str = "https://api.interop.example";
 const API_SCOPE: &str = "api.read";
@@ -382,30 +382,29 @@ async fn authorization_code_with_pkce_then_refresh_complete_headlessly() {
 fn the_cli_gets_a_token_with_ca_file() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let provider = runtime.block_on(start());
-    let cli = cli_binary();
-    let output = Command::new(cli)
-        .args([
-            "--ca-file",
-            provider.ca_file.to_str().expect("UTF-8"),
-            "token",
-            "--authority",
-            &provider.issuer("contoso"),
-            "--client-id",
-            "rs256-client",
-            "--certificate",
-            fixture_path("rsa2048.crt").to_str().expect("UTF-8"),
-            "--key",
-            fixture_path("rsa2048.pkcs8.key").to_str().expect("UTF-8"),
-            "--alg",
-            "RS256",
-            "--scope",
-            API_SCOPE,
-            "--json",
-        ])
-        .env_remove("AZURE_CLIENT_SECRET")
-        .env_remove("AZURE_TENANT_ID")
-        .output()
-        .expect("the CLI runs");
+    let issuer = provider.issuer("contoso");
+    let certificate = fixture_path("rsa2048.crt");
+    let key = fixture_path("rsa2048.pkcs8.key");
+    let token_command = |leading: &[&str]| {
+        let mut command = Command::new(workspace_binary("confidant"));
+        command
+            .args(leading)
+            .args([
+                "token",
+                "--authority",
+                &issuer,
+                "--client-id",
+                "rs256-client",
+            ])
+            .args(["--certificate", certificate.to_str().expect("UTF-8")])
+            .args(["--key", key.to_str().expect("UTF-8")])
+            .args(["--alg", "RS256", "--scope", API_SCOPE, "--json"])
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env_remove("AZURE_TENANT_ID");
+        command.output().expect("the CLI runs")
+    };
+
+    let output = token_command(&["--ca-file", provider.ca_file.to_str().expect("UTF-8")]);
     assert!(
         output.status.success(),
         "{}",
@@ -423,38 +422,5 @@ fn the_cli_gets_a_token_with_ca_file() {
     });
 
     // Without the CA the provider is not trusted: exit code 3 (network).
-    let untrusted = Command::new(cli_binary())
-        .args([
-            "token",
-            "--authority",
-            &provider.issuer("contoso"),
-            "--client-id",
-            "rs256-client",
-            "--certificate",
-            fixture_path("rsa2048.crt").to_str().expect("UTF-8"),
-            "--key",
-            fixture_path("rsa2048.pkcs8.key").to_str().expect("UTF-8"),
-            "--scope",
-            API_SCOPE,
-        ])
-        .env_remove("AZURE_CLIENT_SECRET")
-        .output()
-        .expect("the CLI runs");
-    assert_eq!(untrusted.status.code(), Some(3));
-}
-
-/// The `confidant` binary cargo built beside this test's profile directory.
-fn cli_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/{profile}/deps");
-    let binary = profile.join(format!("confidant{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.exists(),
-        "{} is missing: run scripts/test.sh, or `cargo build -p confidant-cli` first",
-        binary.display()
-    );
-    binary
+    assert_eq!(token_command(&[]).status.code(), Some(3));
 }

@@ -21,6 +21,23 @@ pub(crate) fn fixture_path(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A binary of the workspace (`confidant`, `confidant-testkit`), built by cargo beside this
+/// test's profile directory (`scripts/test.sh` builds them before the tests).
+pub(crate) fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let profile = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/{profile}/deps");
+    let binary = profile.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run scripts/test.sh, or `cargo build --workspace --bins` first",
+        binary.display()
+    );
+    binary
+}
+
 pub(crate) fn password() -> Password {
     Password::new(PASSWORD)
 }
