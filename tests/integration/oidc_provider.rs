@@ -378,6 +378,84 @@ async fn authorization_code_with_pkce_then_refresh_complete_headlessly() {
     assert!(replay.is_err());
 }
 
+#[tokio::test]
+async fn the_providers_id_tokens_validate_and_tampered_ones_do_not() {
+    let provider = start().await;
+    let authority = provider.authority("contoso").await;
+    let client = provider
+        .client("contoso", "rs256-client", Algorithm::Rs256)
+        .await;
+    let (url, flow) = client
+        .authorization_url(&AuthorizationRequest::new(REDIRECT, &["openid", "profile"]))
+        .expect("authorization URL");
+    let response = sign_in(&provider, &url).await;
+    // Redeemed by hand, to hold the raw ID token: the flow (kept by the app between redirect
+    // and callback) carries the PKCE verifier and the nonce.
+    let kept: Value = serde_json::to_value(&flow).expect("the flow serializes");
+    let assertion = ClientAssertionBuilder::for_authority(&authority, "rs256-client")
+        .algorithm(Algorithm::Rs256)
+        .sign(signer(Algorithm::Rs256).as_ref())
+        .await
+        .expect("assertion");
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", response.code.as_deref().expect("code"))
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair(
+            "code_verifier",
+            kept["code_verifier"].as_str().expect("verifier"),
+        )
+        .append_pair("client_id", "rs256-client")
+        .append_pair(
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        )
+        .append_pair("client_assertion", assertion.expose_secret())
+        .finish();
+    let request = http::Request::post(authority.token_endpoint().as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.into_bytes())
+        .expect("request");
+    let answer = provider.http.send(request).await.expect("token response");
+    assert_eq!(
+        answer.status(),
+        200,
+        "{:?}",
+        String::from_utf8_lossy(answer.body())
+    );
+    let tokens: Value = serde_json::from_slice(answer.body()).expect("JSON");
+    let id_token = tokens["id_token"].as_str().expect("id_token");
+    let nonce = kept["nonce"].as_str().expect("nonce");
+
+    let validator = provider.validator("contoso").await;
+    let validated = validator
+        .validate_id_token(id_token, "rs256-client", nonce)
+        .await
+        .expect("the provider's ID token");
+    assert_eq!(validated.subject(), Some(USER));
+    assert!(
+        validator
+            .validate_id_token(id_token, "rs256-client", "another nonce")
+            .await
+            .is_err()
+    );
+    assert!(
+        validator
+            .validate_id_token(id_token, "ps256-client", nonce)
+            .await
+            .is_err(),
+        "an ID token for another client"
+    );
+    for forged in tampered(id_token) {
+        assert!(
+            validator
+                .validate_id_token(&forged, "rs256-client", nonce)
+                .await
+                .is_err()
+        );
+    }
+}
+
 #[test]
 fn the_cli_gets_a_token_with_ca_file() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
