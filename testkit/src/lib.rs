@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 mod assertion;
 mod config;
@@ -238,74 +238,111 @@ impl TestkitBuilder {
             ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
             clock: RwLock::new(self.clock.unwrap_or_else(|| Arc::new(SystemTime::now))),
         });
-        let router = entra::router(Arc::clone(&shared));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (vault_stop, vault_server) = match vault_listener {
-            Some(listener) => {
-                let (stop, stopped) = oneshot::channel::<()>();
-                let router = keyvault::router(Arc::clone(&shared));
-                let server = match &tls {
-                    Some(tls) => serve(tls.listener(listener)?, router, stopped, "Key Vault"),
-                    None => serve(listener, router, stopped, "Key Vault"),
-                };
-                (Some(stop), Some(server))
+        let (stop, stopped) = watch::channel(false);
+        let mut servers = Vec::new();
+        let entra = entra::router(Arc::clone(&shared));
+        for listener in listener.all() {
+            servers.push(serve(
+                listener,
+                entra.clone(),
+                tls.as_ref(),
+                stopped.clone(),
+                "Entra ID",
+            )?);
+        }
+        if let Some(bound) = vault_listener {
+            let vault = keyvault::router(Arc::clone(&shared));
+            for listener in bound.all() {
+                servers.push(serve(
+                    listener,
+                    vault.clone(),
+                    tls.as_ref(),
+                    stopped.clone(),
+                    "Key Vault",
+                )?);
             }
-            None => (None, None),
-        };
-        let server = match &tls {
-            Some(tls) => serve(tls.listener(listener)?, router, stopped, "Entra ID"),
-            None => serve(listener, router, stopped, "Entra ID"),
-        };
+        }
         Ok(Testkit {
             shared,
-            stop: Some(stop),
-            server: Some(server),
-            vault_stop,
-            vault_server,
+            stop,
+            servers,
         })
     }
 }
 
-/// Binds `127.0.0.1:{port}`; the error names the address.
-async fn bind(port: u16) -> Result<TcpListener, TestkitError> {
+/// One server's loopback listeners: `127.0.0.1`, and `::1` on the same port when the host has
+/// IPv6 loopback, so that `localhost` works whichever address a client tries first.
+struct Bound {
+    v4: TcpListener,
+    v6: Option<TcpListener>,
+}
+
+impl Bound {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.v4.local_addr()
+    }
+
+    fn all(self) -> impl Iterator<Item = TcpListener> {
+        std::iter::once(self.v4).chain(self.v6)
+    }
+}
+
+/// Binds `127.0.0.1:{port}` (the error names the address), then `[::1]` on the port it got.
+async fn bind(port: u16) -> Result<Bound, TestkitError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpListener::bind(addr).await.map_err(|e| {
+    let v4 = TcpListener::bind(addr).await.map_err(|e| {
         TestkitError::Io(std::io::Error::new(
             e.kind(),
             format!("cannot listen on {addr}: {e}"),
         ))
-    })
+    })?;
+    let port = v4.local_addr()?.port();
+    let v6 = TcpListener::bind(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)))
+        .await
+        .ok();
+    Ok(Bound { v4, v6 })
 }
 
-/// Serves `router` on `listener` until `stopped` fires.
-fn serve<L>(
-    listener: L,
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `stopped` turns true.
+fn serve(
+    listener: TcpListener,
     router: axum::Router,
-    stopped: oneshot::Receiver<()>,
+    tls: Option<&tls::TlsMaterial>,
+    stopped: watch::Receiver<bool>,
     what: &'static str,
-) -> tokio::task::JoinHandle<()>
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-{
-    tokio::spawn(async move {
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
+) -> Result<tokio::task::JoinHandle<()>, TestkitError> {
+    let shutdown = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    Ok(match tls {
+        Some(tls) => {
+            let listener = tls.listener(listener)?;
+            tokio::spawn(async move {
+                let result = axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+                if let Err(e) = result {
+                    tracing::error!(error = %e, server = what, "testkit server stopped");
+                }
             })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, server = what, "testkit server stopped");
         }
+        None => tokio::spawn(async move {
+            let result = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, server = what, "testkit server stopped");
+            }
+        }),
     })
 }
 
 /// A running emulator. Dropping it stops the server.
 pub struct Testkit {
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
-    vault_stop: Option<oneshot::Sender<()>>,
-    vault_server: Option<tokio::task::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Testkit {
@@ -643,16 +680,8 @@ impl Testkit {
 
     /// Stops the servers and waits for them.
     pub async fn shutdown(mut self) {
-        for stop in [self.stop.take(), self.vault_stop.take()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = stop.send(());
-        }
-        for server in [self.server.take(), self.vault_server.take()]
-            .into_iter()
-            .flatten()
-        {
+        let _ = self.stop.send(true);
+        for server in std::mem::take(&mut self.servers) {
             let _ = server.await;
         }
     }
@@ -660,11 +689,6 @@ impl Testkit {
 
 impl Drop for Testkit {
     fn drop(&mut self) {
-        for stop in [self.stop.take(), self.vault_stop.take()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = stop.send(());
-        }
+        let _ = self.stop.send(true);
     }
 }

@@ -88,6 +88,17 @@ async fn tls_mode_serves_https_that_trusts_only_its_ca() {
         .await
         .expect("discovery over https://localhost");
     assert_eq!(discovery.status(), 200);
+    // And on IPv6 loopback, where the host has one: the same port serves there too.
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let v6 = localhost
+            .get(format!(
+                "https://[::1]:{port}/{TENANT}/v2.0/.well-known/openid-configuration"
+            ))
+            .send()
+            .await
+            .expect("discovery over https://[::1]");
+        assert_eq!(v6.status(), 200);
+    }
 
     // Without the CA, the platform roots do not trust the testkit: a typed transport error.
     let untrusting = ConfidentialClient::builder(
