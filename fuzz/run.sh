@@ -19,7 +19,7 @@ shift || true
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else
-  targets=(bearer_token jwks discovery www_authenticate pem pkcs12 msal_cache token_response)
+  targets=(bearer_token jwks discovery www_authenticate pem pkcs12 msal_cache token_response key_vault)
 fi
 
 host=$(rustc -vV | sed -n 's/^host: //p')

@@ -151,3 +151,17 @@ pub fn token_response(data: &[u8]) -> bool {
     }
     entra || managed || !error.error_codes().is_empty()
 }
+
+/// The certificate the `key_vault` target checks keys against: `tests/fixtures/rsa2048.crt`, the
+/// certificate of the seed key bundle's public key.
+const VAULT_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----\nMIIDJTCCAg2gAwIBAgIUMqpn3ij1ad0CfGkGRGMGDaafuJkwDQYJKoZIhvcNAQEL\nBQAwITEfMB0GA1UEAwwWY29uZmlkYW50LXRlc3QtcnNhMjA0ODAgFw0yNjExMjMx\nNTUwMzhaGA8yMTI2MTAzMDE1NTAzOFowITEfMB0GA1UEAwwWY29uZmlkYW50LXRl\nc3QtcnNhMjA0ODCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAKT5Iqpy\n1tFHpsNtc0FW89d2Gr1v4EztyAXQy6QXfQp0t4VjpmDnboT54YPusT9RQJbdH+a7\nexnUCGQ3TTBcexiuSQVRP7vOJW+psj3giYne16A575bw5QAIFmKNqKbIS7vX6oTu\n+PwZcR9zElA0Xxs7jOwGQd2oG7RenNwI/flM3GgmGLIKq/Gulc3oci2PFMxCKmgi\nM7DmNcJuNaVbxjbg0VzCdatOlDhFI9swPHk0dtSY5Sj8AR52vHxkqTXlCDr7PaQ0\nbK6YLePO1i2VuOagwNl78rfEFn+A7+hZoSASNHYklC1m+a9vqEdt2006rDrynAJX\n4926Cd4XB28zbhUCAwEAAaNTMFEwHQYDVR0OBBYEFFCQr6L9RFIYLjZXERFpNZQs\nKV9kMB8GA1UdIwQYMBaAFFCQr6L9RFIYLjZXERFpNZQsKV9kMA8GA1UdEwEB/wQF\nMAMBAf8wDQYJKoZIhvcNAQELBQADggEBAIxAtkbYI0S/VViju2UpP9HdtwrWHPKq\nFEmjJebRfdhd+wzjQs8CWBygiCwKfsG6wCxS3BNPdQ+6ryGyju+Er6mUNoHlcXxk\nAtvTofypN/7dsQx1dzO5qt9Y656CHVZytKqFMWdegoF8YqVXY7teO1ql2hyWT2Us\nZzvt32sl7YyupH3zK++4OjMSMBgPVvwpyaOZM3Qod0mbEzipfQG6vi7SEeNwYzEa\nRwUxBZ9z2jEVlu3ykOW7O02//rfXUTU0bPXa5uoqioC3F6tR1k4kWRv27NjtaFH+\nb4Te6EaPBnqw+9h7j8lHbkw9/hUFQLxQKzS3GNhimr6hy6Y979BU/o8=\n-----END CERTIFICATE-----";
+
+/// Key Vault's answers: certificate, key and secret bundles, error bodies, and the 401 challenge.
+pub fn key_vault(data: &[u8]) -> bool {
+    static CERTIFICATE: OnceLock<Certificate> = OnceLock::new();
+    let certificate = CERTIFICATE.get_or_init(|| {
+        Certificate::from_pem(VAULT_CERTIFICATE.as_bytes())
+            .unwrap_or_else(|e| panic!("the fixture certificate: {e}"))
+    });
+    crate::signer::fuzz_key_vault(data, certificate)
+}

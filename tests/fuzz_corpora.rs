@@ -9,7 +9,7 @@ use confidant::fuzz_support as targets;
 
 type Target = fn(&[u8]) -> bool;
 
-const TARGETS: [(&str, Target); 8] = [
+const TARGETS: [(&str, Target); 9] = [
     ("bearer_token", targets::bearer_token),
     ("jwks", targets::jwks),
     ("discovery", targets::discovery),
@@ -18,6 +18,7 @@ const TARGETS: [(&str, Target); 8] = [
     ("pkcs12", targets::pkcs12),
     ("msal_cache", targets::msal_cache),
     ("token_response", targets::token_response),
+    ("key_vault", targets::key_vault),
 ];
 
 fn files(dir: &Path) -> Vec<PathBuf> {

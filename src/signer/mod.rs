@@ -46,6 +46,7 @@ pub(crate) use self::backend::{PublicKey, fill_random};
 pub use self::certificate::Certificate;
 pub use self::error::{SignerError, SignerErrorKind};
 pub use self::key::SignerOptions;
+pub(crate) use self::key_vault::fuzz_responses as fuzz_key_vault;
 pub use self::key_vault::{
     DEFAULT_KEY_VAULT_API_VERSION, DEFAULT_ROTATION_CHECK_INTERVAL, KeyVaultCertificate,
     KeyVaultSecretSigner, KeyVaultSecretSignerBuilder, KeyVaultSigner, KeyVaultSignerBuilder,

@@ -334,6 +334,11 @@ async fn fetch_certificate(
     path: &[&str],
 ) -> Result<(Certificate, String), Error> {
     let body = vault.call("GET", &vault.url(path)?, None).await?;
+    parse_certificate(&body)
+}
+
+/// A certificate bundle's `cer` and `kid`.
+fn parse_certificate(body: &Value) -> Result<(Certificate, String), Error> {
     let cer = body
         .get("cer")
         .and_then(Value::as_str)
@@ -433,6 +438,11 @@ async fn read_secret(vault: &VaultClient, name: &str) -> Result<(Arc<dyn Signer>
     let body = vault
         .call("GET", &vault.url(&["secrets", name])?, None)
         .await?;
+    parse_secret(&body)
+}
+
+/// A secret bundle holding a certificate with its key: a signer and the secret's version.
+fn parse_secret(body: &Value) -> Result<(Arc<dyn Signer>, String), Error> {
     let value = body
         .get("value")
         .and_then(Value::as_str)
@@ -856,6 +866,37 @@ impl KeyVaultSigner {
             .map_err(|_| remote("the sign response is not JSON".into()))?;
         self.signature_from(&answer)
     }
+}
+
+/// Key Vault's answers, for the fuzz targets: `data` as a 200 body (a certificate, a key checked
+/// against `certificate`, a secret) and as an error body, and as a 401's challenge.
+pub(crate) fn fuzz_responses(data: &[u8], certificate: &Certificate) -> bool {
+    let ok = http::Response::builder()
+        .status(200)
+        .body(data.to_vec())
+        .map(|response| vault_json(&response));
+    let mut accepted = false;
+    if let Ok(Ok(body)) = ok {
+        accepted |= parse_certificate(&body).is_ok();
+        accepted |= parse_secret(&body).is_ok();
+        if let Some(jwk) = body.get("key") {
+            accepted |= check_key(jwk, certificate).is_ok();
+        }
+    }
+    if let Ok(response) = http::Response::builder().status(403).body(data.to_vec()) {
+        let _ = vault_json(&response);
+    }
+    if let Ok(header) = http::HeaderValue::from_bytes(data)
+        && let Ok(response) = http::Response::builder()
+            .status(401)
+            .header(http::header::WWW_AUTHENTICATE, header)
+            .body(Vec::new())
+        && let Ok(vault) = Url::parse("https://contoso.vault.azure.net")
+    {
+        accepted |= challenge_scope(&response, &vault).is_ok();
+        let _ = challenge_claims(&response);
+    }
+    accepted
 }
 
 #[cfg(test)]
