@@ -279,6 +279,36 @@ impl Authority {
         Ok(switched)
     }
 
+    /// The same Entra cloud (or base URL) with another tenant: where a multi-tenant app asks
+    /// for a token in a customer's tenant. Refused for authorities that are not Entra ID (a
+    /// B2C or CIAM tenant is its own host; a generic provider has no tenants).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), confidant::Error> {
+    /// use confidant::Authority;
+    ///
+    /// let home = Authority::parse("https://login.microsoftonline.com/organizations")?;
+    /// let customer = home.with_tenant("fabrikam.onmicrosoft.com")?;
+    /// assert_eq!(
+    ///     customer.token_endpoint().as_str(),
+    ///     "https://login.microsoftonline.com/fabrikam.onmicrosoft.com/oauth2/v2.0/token"
+    /// );
+    /// # Ok(()) }
+    /// ```
+    pub fn with_tenant(&self, tenant: &str) -> Result<Self, Error> {
+        if self.kind != AuthorityKind::Entra {
+            return Err(Error::Configuration(
+                "only an Entra ID authority can switch tenants".into(),
+            ));
+        }
+        let mut base = self.url.clone();
+        base.path_segments_mut()
+            .map_err(|()| Error::InvalidEndpoint("the authority URL cannot have a path".into()))?
+            .pop_if_empty()
+            .pop();
+        Self::entra_at(base.as_str().trim_end_matches('/'), tenant)
+    }
+
     /// Entra External ID (CIAM) `https://{name}.ciamlogin.com/{tenant}`.
     pub fn ciam(name: &str, tenant: Option<&str>) -> Result<Self, Error> {
         let name = check_segment("CIAM tenant name", name)?;
@@ -841,6 +871,34 @@ mod tests {
         assert!(!by_guid.accepts_discovered_issuer(
             "https://login.microsoftonline.com/0b2c5e8a-1111-4222-8333-944445555666/v2.0"
         ));
+    }
+
+    #[test]
+    fn only_entra_switches_tenant() {
+        let common = Authority::parse("https://login.microsoftonline.us/common").expect("ok");
+        let switched = common.with_tenant(TID).expect("entra");
+        assert_eq!(switched.tenant(), Some(TID));
+        assert_eq!(
+            switched.issuer(),
+            Some(format!("https://login.microsoftonline.us/{TID}/v2.0").as_str())
+        );
+        let testkit = Authority::entra_at("http://127.0.0.1:4000/base", "contoso").expect("ok");
+        assert_eq!(
+            testkit
+                .with_tenant("fabrikam")
+                .expect("entra")
+                .token_endpoint()
+                .as_str(),
+            "http://127.0.0.1:4000/base/fabrikam/oauth2/v2.0/token"
+        );
+        assert!(common.with_tenant("a/b").is_err());
+        for other in [
+            Authority::b2c("contoso", "B2C_1_signin").expect("b2c"),
+            Authority::ciam("contoso", None).expect("ciam"),
+        ] {
+            let error = other.with_tenant(TID).expect_err("not Entra");
+            assert!(error.is_configuration());
+        }
     }
 
     #[test]

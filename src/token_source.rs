@@ -25,6 +25,9 @@ pub struct TokenRequest {
     pub force_refresh: bool,
     /// A claims challenge (JSON) from the resource; implies skipping the cache.
     pub claims: Option<String>,
+    /// The Entra tenant to ask, when not the client's own (a multi-tenant app calling into a
+    /// customer's tenant).
+    pub tenant: Option<String>,
 }
 
 impl TokenRequest {
@@ -45,6 +48,18 @@ impl TokenRequest {
     /// Sends a claims challenge (and skips the cache).
     pub fn claims(mut self, claims: impl Into<String>) -> Self {
         self.claims = Some(claims.into());
+        self
+    }
+
+    /// Asks `tenant` (a GUID or a domain) instead of the client's own tenant, as MSAL's
+    /// `WithTenantId` does: for an app registered as multi-tenant and consented there, or a
+    /// client whose authority is `organizations`. [`ConfidentialClient`] honours it for app and
+    /// on-behalf-of tokens and refuses it for silent requests (a user signs in per tenant);
+    /// [`ManagedIdentity`](crate::ManagedIdentity), which has one tenant, refuses it rather
+    /// than return a token for another; [`StaticToken`] returns its one token as for any
+    /// request.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
         self
     }
 }

@@ -291,6 +291,11 @@ impl TokenSource for ManagedIdentity {
     /// One scope (`{resource}/.default`) or resource; managed identity cannot combine several.
     /// The endpoints take no claims: a claims challenge skips the cache like a forced refresh.
     async fn token(&self, request: &TokenRequest) -> Result<AuthenticationResult, Error> {
+        if request.tenant.is_some() {
+            return Err(Error::Configuration(
+                "a managed identity has one tenant; a request cannot name another".into(),
+            ));
+        }
         let [scope] = request.scopes.as_slice() else {
             return Err(Error::Configuration(
                 "managed identity takes exactly one scope (`{resource}/.default`)".into(),

@@ -501,6 +501,13 @@ impl ConfidentialClient {
         account: &Account,
         request: &crate::TokenRequest,
     ) -> Result<AuthenticationResult, Error> {
+        if request.tenant.is_some() {
+            return Err(Error::Configuration(
+                "a silent request cannot name a tenant: sign the user in with the client of \
+                 that tenant (ConfidentialClient::for_tenant)"
+                    .into(),
+            ));
+        }
         let scopes = resource_scopes(&request.scopes);
         if scopes.is_empty() {
             return Err(Error::Configuration(

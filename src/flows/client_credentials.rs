@@ -20,11 +20,17 @@ impl ConfidentialClient {
             .await
     }
 
-    /// [`acquire_token_for_client`](Self::acquire_token_for_client) with options.
+    /// [`acquire_token_for_client`](Self::acquire_token_for_client) with options: a forced
+    /// refresh, a claims challenge, or another [tenant](TokenRequest::tenant).
     pub async fn acquire_token_for_client_with(
         &self,
         request: &TokenRequest,
     ) -> Result<AuthenticationResult, Error> {
+        self.for_request(request)?.app_token(request).await
+    }
+
+    /// The client-credentials grant at this client's own authority.
+    async fn app_token(&self, request: &TokenRequest) -> Result<AuthenticationResult, Error> {
         let scopes: Vec<&str> = request
             .scopes
             .iter()

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::http::{HttpClient, ReqwestClient};
 use crate::secret::{AccessToken, ClientSecret};
 use crate::signer::{Algorithm, Signer};
+use crate::token_source::TokenRequest;
 
 mod auth_code;
 mod client_credentials;
@@ -164,6 +165,8 @@ pub(crate) struct Inner {
     pub(crate) persisted: Mutex<serde_json::Map<String, serde_json::Value>>,
     /// Validates ID tokens; built on the first sign-in.
     pub(crate) id_tokens: std::sync::OnceLock<crate::validator::BearerValidator>,
+    /// The same app in other tenants, for requests that name one, by lower-cased tenant.
+    pub(crate) tenants: Mutex<HashMap<String, ConfidentialClient>>,
 }
 
 /// The builder before a credential is chosen.
@@ -243,8 +246,65 @@ impl ConfidentialClient {
     /// sharing the credential, HTTP client, cache and clock. Its sign-ins are its own
     /// accounts (B2C's home account ids name the flow).
     pub fn for_b2c_policy(&self, policy: &str) -> Result<ConfidentialClient, Error> {
+        let authority = self.inner.authority.with_b2c_policy(policy)?;
+        Ok(self.at_authority(authority))
+    }
+
+    /// The same app in another Entra tenant: a multi-tenant app calling into a customer's
+    /// tenant where it has been consented, or an app whose authority is `organizations` asking
+    /// for an app token (which needs a real tenant). Shares the credential, HTTP client, cache,
+    /// token store and clock; its tokens are cached under that tenant. Refused for authorities
+    /// that are not Entra ID.
+    ///
+    /// For one request at a time, [`TokenRequest::tenant`] does the same and keeps the
+    /// per-tenant clients for you.
+    ///
+    /// ```no_run
+    /// # async fn run(client: confidant::ConfidentialClient) -> Result<(), confidant::Error> {
+    /// let fabrikam = client.for_tenant("fabrikam.onmicrosoft.com")?;
+    /// let token = fabrikam
+    ///     .acquire_token_for_client(&["https://graph.microsoft.com/.default"])
+    ///     .await?;
+    /// # let _ = token; Ok(()) }
+    /// ```
+    pub fn for_tenant(&self, tenant: &str) -> Result<ConfidentialClient, Error> {
+        let authority = self.inner.authority.with_tenant(tenant)?;
+        Ok(self.at_authority(authority))
+    }
+
+    /// The client to send `request` through: this one, or the one for the request's tenant
+    /// (made once per tenant and kept).
+    pub(crate) fn for_request(&self, request: &TokenRequest) -> Result<ConfidentialClient, Error> {
+        let Some(tenant) = request.tenant.as_deref() else {
+            return Ok(self.clone());
+        };
+        let own = self.inner.authority.tenant();
+        if own.is_some_and(|own| own.eq_ignore_ascii_case(tenant)) {
+            return Ok(self.clone());
+        }
+        let key = tenant.to_ascii_lowercase();
+        if let Some(client) = self
+            .inner
+            .tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(client.clone());
+        }
+        let client = self.for_tenant(tenant)?;
+        let mut tenants = self.inner.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if tenants.len() >= MAX_TENANT_CLIENTS {
+            // A bound against a caller passing untrusted tenant names: the kept clients are a
+            // convenience, and a new one works as well (without its throttle state).
+            tenants.clear();
+        }
+        Ok(tenants.entry(key).or_insert(client).clone())
+    }
+
+    /// This app, with its credential, HTTP client, cache, store and clock, at `authority`.
+    fn at_authority(&self, authority: Authority) -> ConfidentialClient {
         let inner = &self.inner;
-        let authority = inner.authority.with_b2c_policy(policy)?;
         let credential = match &inner.credential {
             Credential::Certificate { signer, assertions } => Credential::Certificate {
                 signer: Arc::clone(signer),
@@ -252,15 +312,9 @@ impl ConfidentialClient {
             },
             other => other.clone(),
         };
-        let app_partition = format!(
-            "{}|{}|{}|",
-            environment(&authority),
-            realm(&authority),
-            inner.client_id.to_ascii_lowercase()
-        )
-        .into();
-        Ok(ConfidentialClient {
+        ConfidentialClient {
             inner: Arc::new(Inner {
+                app_partition: app_partition(&authority, &inner.client_id),
                 authority,
                 client_id: inner.client_id.clone(),
                 credential,
@@ -268,16 +322,30 @@ impl ConfidentialClient {
                 cache: Arc::clone(&inner.cache),
                 clock: Arc::clone(&inner.clock),
                 retry_delay: inner.retry_delay,
-                app_partition,
                 throttled: Mutex::new(HashMap::new()),
                 users: Mutex::new(HashMap::new()),
                 capabilities: inner.capabilities.clone(),
                 store: inner.store.clone(),
                 persisted: Mutex::new(serde_json::Map::new()),
                 id_tokens: std::sync::OnceLock::new(),
+                tenants: Mutex::new(HashMap::new()),
             }),
-        })
+        }
     }
+}
+
+/// How many per-tenant clients [`ConfidentialClient::for_request`] keeps.
+const MAX_TENANT_CLIENTS: usize = 1024;
+
+/// `{environment}|{realm}|{client_id}|`: the cache partition of an app's tokens.
+fn app_partition(authority: &Authority, client_id: &str) -> Arc<str> {
+    format!(
+        "{}|{}|{}|",
+        environment(authority),
+        realm(authority),
+        client_id.to_ascii_lowercase()
+    )
+    .into()
 }
 
 impl<S> ClientBuilder<S> {
@@ -423,13 +491,7 @@ impl ClientBuilder<WithCredential> {
             Some(http) => http,
             None => Arc::new(ReqwestClient::new()?),
         };
-        let app_partition = format!(
-            "{}|{}|{}|",
-            environment(&self.authority),
-            realm(&self.authority),
-            self.client_id.to_ascii_lowercase()
-        )
-        .into();
+        let app_partition = app_partition(&self.authority, &self.client_id);
         Ok(ConfidentialClient {
             inner: Arc::new(Inner {
                 authority: self.authority,
@@ -446,6 +508,7 @@ impl ClientBuilder<WithCredential> {
                 store: self.store,
                 persisted: Mutex::new(serde_json::Map::new()),
                 id_tokens: std::sync::OnceLock::new(),
+                tenants: Mutex::new(HashMap::new()),
             }),
         })
     }

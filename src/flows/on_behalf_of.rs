@@ -33,8 +33,21 @@ impl ConfidentialClient {
             .await
     }
 
-    /// [`acquire_token_on_behalf_of`](Self::acquire_token_on_behalf_of) with options.
+    /// [`acquire_token_on_behalf_of`](Self::acquire_token_on_behalf_of) with options: a
+    /// forced refresh, a claims challenge, or another [tenant](TokenRequest::tenant) (a guest
+    /// user's resource tenant).
     pub async fn acquire_token_on_behalf_of_with(
+        &self,
+        user_assertion: &str,
+        request: &TokenRequest,
+    ) -> Result<AuthenticationResult, Error> {
+        self.for_request(request)?
+            .on_behalf_of(user_assertion, request)
+            .await
+    }
+
+    /// The on-behalf-of grant at this client's own authority.
+    async fn on_behalf_of(
         &self,
         user_assertion: &str,
         request: &TokenRequest,

@@ -754,3 +754,91 @@ async fn a_failing_proactive_refresh_is_not_retried_on_every_hit() {
         "retried after a minute"
     );
 }
+
+/// A multi-tenant app whose authority is `organizations` names the tenant per request (MSAL's
+/// `WithTenantId`): its certificate assertions are aimed at that tenant's token endpoint, its
+/// tokens are cached under that tenant, and a tenant where it is not consented is refused.
+#[tokio::test]
+async fn a_request_names_the_tenant_of_a_multi_tenant_app() {
+    let cert = TestCertificate::generate("multi-tenant").expect("cert");
+    let testkit = testkit_with(
+        AppConfig::new(CLIENT, TENANT)
+            .certificate(cert.cert_pem.clone())
+            .consented_in("fabrikam"),
+    )
+    .await;
+    let signer =
+        PemSigner::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).expect("signer");
+    let organizations =
+        Authority::entra_at(testkit.base_url(), "organizations").expect("authority");
+    let client =
+        fast(ConfidentialClient::builder(organizations, CLIENT).certificate(Arc::new(signer)));
+
+    // App tokens need a real tenant: Entra refuses `organizations` (AADSTS50059).
+    let err = client
+        .acquire_token_for_client(&[SCOPE])
+        .await
+        .expect_err("no tenant");
+    assert_eq!(err.server_error().and_then(|e| e.aadsts()), Some(50059));
+
+    let in_fabrikam = TokenRequest::new(&[SCOPE]).tenant("fabrikam");
+    let fabrikam = client
+        .acquire_token_for_client_with(&in_fabrikam)
+        .await
+        .expect("a token in the tenant where the app is consented");
+    assert!(!fabrikam.is_from_cache());
+    assert_eq!(
+        claims(fabrikam.access_token().expose_secret())["tid"],
+        testkit.tenant_id("fabrikam")
+    );
+    let contoso = client
+        .acquire_token_for_client_with(&TokenRequest::new(&[SCOPE]).tenant("CONTOSO"))
+        .await
+        .expect("the home tenant");
+    assert_eq!(
+        claims(contoso.access_token().expose_secret())["tid"],
+        testkit.tenant_id(TENANT)
+    );
+    assert_eq!(testkit.request_count(Endpoint::Token), 3);
+
+    // Cached per tenant, and shared with the client `for_tenant` gives (same cache).
+    let again = client
+        .acquire_token_for_client_with(&in_fabrikam)
+        .await
+        .expect("again");
+    assert!(again.is_from_cache());
+    assert_eq!(
+        again.access_token().expose_secret(),
+        fabrikam.access_token().expose_secret()
+    );
+    let derived = client.for_tenant("fabrikam").expect("derived");
+    assert_eq!(
+        derived.authority().token_endpoint().as_str(),
+        format!("{}/fabrikam/oauth2/v2.0/token", testkit.base_url())
+    );
+    assert!(
+        derived
+            .acquire_token_for_client(&[SCOPE])
+            .await
+            .expect("derived")
+            .is_from_cache()
+    );
+    assert_eq!(testkit.request_count(Endpoint::Token), 3);
+
+    // Not consented there: the authority refuses (AADSTS700016), nothing is cached.
+    let err = client
+        .acquire_token_for_client_with(&TokenRequest::new(&[SCOPE]).tenant("northwind"))
+        .await
+        .expect_err("not consented");
+    assert_eq!(err.server_error().and_then(|e| e.aadsts()), Some(700016));
+
+    // A tenant that is not one path segment is refused before anything is sent.
+    for bad in ["", "../contoso", "a/b", "fabrikam?x=1"] {
+        let err = client
+            .acquire_token_for_client_with(&TokenRequest::new(&[SCOPE]).tenant(bad))
+            .await
+            .expect_err("bad tenant");
+        assert_eq!(err.kind(), ErrorKind::InvalidEndpoint, "{bad:?}");
+    }
+    assert_eq!(testkit.request_count(Endpoint::Token), 4);
+}

@@ -448,4 +448,11 @@ async fn misconfiguration_is_refused_before_any_request() {
         .await
         .expect_err("two scopes");
     assert_eq!(error.kind(), ErrorKind::Configuration);
+    // An identity lives in one tenant: a request for another is refused, not served with a
+    // token of the identity's own tenant.
+    let error = identity
+        .token(&TokenRequest::new(&["https://vault.azure.net/.default"]).tenant("fabrikam"))
+        .await
+        .expect_err("another tenant");
+    assert_eq!(error.kind(), ErrorKind::Configuration);
 }

@@ -3,7 +3,7 @@
 
 use confidant::{
     AuthCodeFlow, Authority, AuthorizationRequest, AuthorizationResponse, ConfidentialClient,
-    ErrorKind, ResponseMode, ServerErrorClass,
+    ErrorKind, ResponseMode, ServerErrorClass, TokenRequest,
 };
 use confidant_testkit::{AppConfig, Config, Endpoint, TenantConfig, Testkit, UserConfig};
 
@@ -443,6 +443,7 @@ async fn three_tier() -> Testkit {
         .register_app(
             AppConfig::new(MIDDLE, TENANT)
                 .secret(MIDDLE_SECRET)
+                .consented_in("fabrikam")
                 .identifier_uri(format!("api://{MIDDLE}"))
                 .scopes(&["Orders.Read"]),
         )
@@ -520,6 +521,26 @@ async fn on_behalf_of_is_cached_per_assertion() {
     assert_eq!(claims(&for_bob)["preferred_username"], BOB);
     assert_eq!(testkit.request_count(Endpoint::Token), 2);
 
+    // The same assertion in another tenant (where the middle tier is consented): sent to that
+    // tenant's endpoint and cached apart from the home tenant's token.
+    let in_fabrikam = TokenRequest::new(&[read()]).tenant("fabrikam");
+    let other = middle
+        .acquire_token_on_behalf_of_with(&alice_token, &in_fabrikam)
+        .await
+        .expect("OBO in another tenant");
+    assert!(!other.is_from_cache());
+    let sent = testkit.requests(Endpoint::Token);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[2].path, "/fabrikam/oauth2/v2.0/token");
+    assert!(
+        middle
+            .acquire_token_on_behalf_of_with(&alice_token, &in_fabrikam)
+            .await
+            .expect("cached")
+            .is_from_cache()
+    );
+    assert_eq!(testkit.request_count(Endpoint::Token), 3);
+
     // An assertion for another audience (the downstream API's own token) is refused.
     let error = middle
         .acquire_token_on_behalf_of(for_alice.access_token().expose_secret(), &[read()])
@@ -537,7 +558,7 @@ async fn on_behalf_of_is_cached_per_assertion() {
 #[tokio::test]
 async fn entra_step_up_with_an_acrs_claims_challenge() {
     use base64::Engine as _;
-    use confidant::{Challenge, TokenRequest};
+    use confidant::Challenge;
 
     let testkit = testkit().await;
     let client = ConfidentialClient::builder(
@@ -597,6 +618,13 @@ async fn entra_step_up_with_an_acrs_claims_challenge() {
         .expect("claims");
     let relayed: serde_json::Value = serde_json::from_str(relayed).expect("JSON");
     assert_eq!(relayed["access_token"]["acrs"]["value"], "c1");
+
+    // A user signs in per tenant: a silent request cannot switch it.
+    let error = client
+        .acquire_token_silent_with(&account, &TokenRequest::new(&[write()]).tenant("fabrikam"))
+        .await
+        .expect_err("silent in another tenant");
+    assert_eq!(error.kind(), ErrorKind::Configuration);
 
     // The step-up sign-in with the claims: the token now carries acrs and MFA.
     let (flow, response) = sign_in(
