@@ -333,6 +333,8 @@ impl ConfidentialClient {
             return Err(Error::Configuration("the redirect URI is empty".into()));
         }
         let inner = &self.inner;
+        // Refused before the user is sent away: the callback could not validate the ID token.
+        self.id_token_validator()?;
         let scopes = resource_scopes(&request.scopes);
         let claims = super::merge_capabilities(inner, request.claims.as_deref())?;
         let verifier = Zeroizing::new(random_b64(32)?);
@@ -573,11 +575,25 @@ impl ConfidentialClient {
         if let Some(validator) = inner.id_tokens.get() {
             return Ok(validator);
         }
-        let validator = crate::validator::BearerValidator::builder(inner.authority.clone())
+        let mut builder = crate::validator::BearerValidator::builder(inner.authority.clone())
             .audience(inner.client_id.clone())
             .http_client(Arc::clone(&inner.http))
-            .clock(Arc::clone(&inner.clock))
-            .build()?;
+            .clock(Arc::clone(&inner.clock));
+        if inner.authority.is_multi_tenant() {
+            builder = match &inner.sign_in_tenants {
+                super::SignInTenants::Unset => {
+                    return Err(Error::Configuration(
+                        "at `organizations` or `common`, say whose users may sign in: \
+                         ClientBuilder::allowed_sign_in_tenants (tenant ids) or \
+                         danger_accept_sign_in_from_any_tenant"
+                            .into(),
+                    ));
+                }
+                super::SignInTenants::Listed(tenants) => builder.allowed_tenants(tenants.clone()),
+                super::SignInTenants::Any => builder.danger_accept_any_tenant(),
+            };
+        }
+        let validator = builder.build()?;
         Ok(inner.id_tokens.get_or_init(|| validator))
     }
 }

@@ -158,6 +158,8 @@ pub(crate) struct Inner {
     pub(crate) users: auth_code::Users,
     /// Client capabilities (`CP1`) merged into every request's `claims`.
     pub(crate) capabilities: Vec<String>,
+    /// Whose users may sign in at a multi-tenant authority.
+    pub(crate) sign_in_tenants: SignInTenants,
     /// The L2: tokens shared with other processes or machines.
     pub(crate) store: Option<Arc<dyn crate::cache::TokenStore>>,
     /// The last cache document loaded, kept so serializing preserves what this client does
@@ -193,8 +195,22 @@ pub struct ClientBuilder<State = NoCredential> {
     send_x5c: bool,
     assertion_algorithm: Option<Algorithm>,
     capabilities: Vec<String>,
+    sign_in_tenants: SignInTenants,
     store: Option<Arc<dyn crate::cache::TokenStore>>,
     state: PhantomData<State>,
+}
+
+/// The tenants whose users may sign in when the authority is `organizations` or `common`
+/// (VALIDATION.md C4 for ID tokens).
+#[derive(Debug, Clone, Default)]
+pub(crate) enum SignInTenants {
+    /// Not chosen: a sign-in at a multi-tenant authority is refused before it starts.
+    #[default]
+    Unset,
+    /// These tenant ids.
+    Listed(Vec<String>),
+    /// Any tenant (`danger_accept_sign_in_from_any_tenant`).
+    Any,
 }
 
 #[derive(Debug)]
@@ -222,6 +238,7 @@ impl ConfidentialClient {
             send_x5c: false,
             assertion_algorithm: None,
             capabilities: Vec::new(),
+            sign_in_tenants: SignInTenants::Unset,
             store: None,
             state: PhantomData,
         }
@@ -325,6 +342,7 @@ impl ConfidentialClient {
                 throttled: Mutex::new(HashMap::new()),
                 users: Mutex::new(HashMap::new()),
                 capabilities: inner.capabilities.clone(),
+                sign_in_tenants: inner.sign_in_tenants.clone(),
                 store: inner.store.clone(),
                 persisted: Mutex::new(serde_json::Map::new()),
                 id_tokens: std::sync::OnceLock::new(),
@@ -361,6 +379,7 @@ impl<S> ClientBuilder<S> {
             send_x5c: self.send_x5c,
             assertion_algorithm: self.assertion_algorithm,
             capabilities: self.capabilities,
+            sign_in_tenants: self.sign_in_tenants,
             store: self.store,
             state: PhantomData,
         }
@@ -389,6 +408,34 @@ impl<S> ClientBuilder<S> {
         path: impl Into<std::path::PathBuf>,
     ) -> ClientBuilder<WithCredential> {
         self.with_credential(PendingCredential::TokenFile(path.into()))
+    }
+
+    /// The tenants (ids, GUIDs) whose users may sign in when the authority is `organizations`
+    /// or `common`: ID tokens of any other tenant are refused (`bad_issuer`). A multi-tenant
+    /// web app needs this or
+    /// [`danger_accept_sign_in_from_any_tenant`](Self::danger_accept_sign_in_from_any_tenant)
+    /// before [`authorization_url`](ConfidentialClient::authorization_url). Not used at a
+    /// single-tenant authority, which accepts its own tenant only.
+    pub fn allowed_sign_in_tenants<I, T>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let listed = tenants.into_iter().map(Into::into);
+        match &mut self.sign_in_tenants {
+            SignInTenants::Listed(existing) => existing.extend(listed),
+            other => *other = SignInTenants::Listed(listed.collect()),
+        }
+        self
+    }
+
+    /// Dangerous: at `organizations` or `common`, users of every Entra tenant may sign in
+    /// (what a multi-tenant SaaS sign-up page wants). The ID token is still checked in full:
+    /// signature, an issuer whose tenant is the token's `tid`, audience, nonce, lifetime.
+    /// Authorize the tenant or user yourself after the sign-in.
+    pub fn danger_accept_sign_in_from_any_tenant(mut self) -> Self {
+        self.sign_in_tenants = SignInTenants::Any;
+        self
     }
 
     /// Declares client capabilities (`CP1`: this client handles claims challenges, so Entra
@@ -505,6 +552,7 @@ impl ClientBuilder<WithCredential> {
                 throttled: Mutex::new(HashMap::new()),
                 users: Mutex::new(HashMap::new()),
                 capabilities: self.capabilities,
+                sign_in_tenants: self.sign_in_tenants,
                 store: self.store,
                 persisted: Mutex::new(serde_json::Map::new()),
                 id_tokens: std::sync::OnceLock::new(),

@@ -188,6 +188,11 @@ pub struct AppConfig {
     /// `accessTokenAcceptedVersion` of this app as a resource: 1 or 2 (default 2).
     #[serde(default)]
     pub access_token_version: Option<u8>,
+    /// `signInAudience` `AzureADMultipleOrgs`: users sign in at `organizations` or `common`
+    /// (from the home tenant and the consented ones). Single-tenant apps are refused there
+    /// (AADSTS50194), as Entra ID refuses them.
+    #[serde(default)]
+    pub multi_tenant: bool,
 }
 
 impl AppConfig {
@@ -207,7 +212,15 @@ impl AppConfig {
             consented_tenants: Vec::new(),
             redirect_uris: Vec::new(),
             access_token_version: None,
+            multi_tenant: false,
         }
+    }
+
+    /// Makes the app multi-tenant: users of its home and consented tenants sign in at
+    /// `organizations` or `common`.
+    pub fn multi_tenant(mut self) -> Self {
+        self.multi_tenant = true;
+        self
     }
 
     /// Adds a client secret that never expires.

@@ -394,7 +394,12 @@ fn token_response(
             format!("The app requested an unsupported grant type '{grant_type}'."),
         ));
     }
-    if MULTI_TENANT.contains(&tenant.to_ascii_lowercase().as_str()) {
+    // A code or refresh token names its user's tenant, so a multi-tenant app redeems them at
+    // `organizations` or `common`; an app token needs a tenant.
+    let lower_tenant = tenant.to_ascii_lowercase();
+    let any_tenant = matches!(lower_tenant.as_str(), "common" | "organizations")
+        && matches!(grant_type, "authorization_code" | "refresh_token");
+    if MULTI_TENANT.contains(&lower_tenant.as_str()) && !any_tenant {
         return Err(OAuthError::invalid_request(
             50059,
             "No tenant-identifying information found in either the request or implied by any provided credentials.",
@@ -416,14 +421,19 @@ fn token_response(
         let registry = shared.registry.read().unwrap_or_else(|p| p.into_inner());
         (registry.tenant_id(tenant), registry.app(&client_id))
     };
-    let app = app.filter(|a| a.is_in_tenant(&tid)).ok_or_else(|| {
-        OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
-        )
-    })?;
+    let app = app
+        .filter(|a| any_tenant || a.is_in_tenant(&tid))
+        .ok_or_else(|| {
+            OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                700016,
+                format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
+            )
+        })?;
+    if any_tenant && !app.config.multi_tenant {
+        return Err(single_tenant_at_common(&client_id));
+    }
 
     let endpoint = format!(
         "{}/{tenant}/{}",
@@ -704,4 +714,16 @@ pub(crate) fn sign(shared: &Shared, claims: &Value) -> Result<String, OAuthError
             format!("Signing failed: {e}"),
         )
     })
+}
+
+/// AADSTS50194: a single-tenant app used at `organizations` or `common`.
+fn single_tenant_at_common(client_id: &str) -> OAuthError {
+    OAuthError::invalid_request(50194, single_tenant_message(client_id))
+}
+
+/// AADSTS50194's description, for the token endpoint and the sign-in page.
+pub(crate) fn single_tenant_message(client_id: &str) -> String {
+    format!(
+        "Application '{client_id}' is not configured as a multi-tenant application. Usage of the /common endpoint is not supported for such applications. Use a tenant-specific endpoint or configure the application to be multi-tenant."
+    )
 }

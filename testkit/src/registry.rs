@@ -368,6 +368,14 @@ impl Registry {
         }
     }
 
+    /// The user signing in at `organizations` or `common`, found by name in any tenant.
+    pub(crate) fn user_in_any_tenant(&self, username: &str) -> Option<User> {
+        self.users
+            .iter()
+            .find(|u| u.username.eq_ignore_ascii_case(username))
+            .cloned()
+    }
+
     pub(crate) fn app(&self, client_id: &str) -> Option<Arc<App>> {
         self.apps.get(&client_id.to_ascii_lowercase()).cloned()
     }

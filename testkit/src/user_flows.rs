@@ -243,11 +243,22 @@ fn authorize_at(
             "The request must contain 'client_id'.",
         );
     };
+    // A multi-tenant app signs users in at `organizations` or `common`: the user's tenant
+    // comes from the sign-in.
+    let any_tenant = policy.is_none()
+        && ["common", "organizations"].contains(&tenant.to_ascii_lowercase().as_str());
     let (tid, app) = {
         let registry = shared.registry.read().unwrap_or_else(|p| p.into_inner());
         (registry.tenant_id(tenant), registry.app(client_id))
     };
-    let Some(app) = app.filter(|a| a.is_in_tenant(&tid)) else {
+    if any_tenant && app.as_ref().is_some_and(|a| !a.config.multi_tenant) {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            50194,
+            &crate::entra::single_tenant_message(client_id),
+        );
+    }
+    let Some(app) = app.filter(|a| any_tenant || a.is_in_tenant(&tid)) else {
         return error_page(
             StatusCode::BAD_REQUEST,
             700016,
@@ -305,7 +316,11 @@ fn authorize_at(
     }
     let user = {
         let registry = shared.registry.read().unwrap_or_else(|p| p.into_inner());
-        registry.user(&tid, param("login_hint"))
+        if any_tenant {
+            param("login_hint").and_then(|hint| registry.user_in_any_tenant(hint))
+        } else {
+            registry.user(&tid, param("login_hint"))
+        }
     };
     let Some(user) = user else {
         let error = if param("prompt") == Some("none") {
@@ -318,6 +333,12 @@ fn authorize_at(
             "AADSTS50058: No user could be signed in (set login_hint to a configured user).",
         );
     };
+    if !app.is_in_tenant(&user.tid) {
+        return fail(
+            "consent_required",
+            "AADSTS65001: The user or administrator has not consented to use the application.",
+        );
+    }
     let (blocked, declined) = {
         let sessions = shared.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let name = user.username.to_ascii_lowercase();

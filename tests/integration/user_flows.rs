@@ -762,3 +762,133 @@ async fn b2c_sign_in_then_mfa_user_flow_step_up() {
     );
     assert!(self::client(&testkit).for_b2c_policy("B2C_1_mfa").is_err());
 }
+
+const FABRIKAM_TID: &str = "4c6e8a0b-2d4f-4a6c-8e0a-1b3d5f7a9c2e";
+const NORTHWIND_TID: &str = "9d1f3b5c-7e9a-4b1d-8f3a-5c7e9b1d3f5a";
+const DAVE: &str = "dave@fabrikam.example";
+const ERIN: &str = "erin@northwind.example";
+const SINGLE: &str = "5a7b9c1d-3e5f-4a7b-9c1d-3e5f7a9b1c3d";
+
+/// A multi-tenant web app (consented in fabrikam, not in northwind) and a single-tenant one.
+async fn multi_tenant_testkit() -> Testkit {
+    let config = Config::default()
+        .tenant(TenantConfig::new(TID, &[TENANT]))
+        .tenant(TenantConfig::new(FABRIKAM_TID, &["fabrikam.example"]))
+        .tenant(TenantConfig::new(NORTHWIND_TID, &["northwind.example"]))
+        .app(
+            AppConfig::new(API, TENANT)
+                .identifier_uri(format!("api://{API}"))
+                .scopes(&["Accounts.Read"]),
+        )
+        .app(
+            AppConfig::new(WEB, TENANT)
+                .secret(SECRET)
+                .redirect_uri(REDIRECT)
+                .multi_tenant()
+                .consented_in("fabrikam.example"),
+        )
+        .app(
+            AppConfig::new(SINGLE, TENANT)
+                .secret(SECRET)
+                .redirect_uri(REDIRECT),
+        )
+        .user(UserConfig::new(ALICE, TENANT))
+        .user(UserConfig::new(DAVE, "fabrikam.example"))
+        .user(UserConfig::new(ERIN, "northwind.example"));
+    Testkit::builder()
+        .config(config)
+        .start()
+        .await
+        .expect("testkit")
+}
+
+fn organizations_client(
+    testkit: &Testkit,
+    client_id: &str,
+    tenants: impl FnOnce(
+        confidant::ClientBuilder<confidant::WithCredential>,
+    ) -> confidant::ClientBuilder<confidant::WithCredential>,
+) -> ConfidentialClient {
+    let authority = Authority::entra_at(testkit.base_url(), "organizations").expect("authority");
+    tenants(ConfidentialClient::builder(authority, client_id).client_secret(SECRET))
+        .build()
+        .expect("client")
+}
+
+/// A multi-tenant app signs users in at `organizations`: the ID token's tenant must be one the
+/// app allows (or any, when it says so dangerously), the user's tenant must have consented,
+/// and a single-tenant app is refused there as Entra ID refuses it.
+#[tokio::test]
+async fn multi_tenant_sign_in_at_organizations() {
+    let testkit = multi_tenant_testkit().await;
+    let request = |user: &str| AuthorizationRequest::new(REDIRECT, &[read()]).login_hint(user);
+
+    // Whose users may sign in is a choice the app must make before sending anyone away.
+    let undecided = organizations_client(&testkit, WEB, |b| b);
+    let error = undecided
+        .authorization_url(&request(ALICE))
+        .expect_err("tenants not chosen");
+    assert_eq!(error.kind(), ErrorKind::Configuration);
+    assert!(
+        error.to_string().contains("allowed_sign_in_tenants"),
+        "{error}"
+    );
+
+    // Only contoso: Alice signs in, and her refresh works at `organizations` too.
+    let contoso_only = organizations_client(&testkit, WEB, |b| b.allowed_sign_in_tenants([TID]));
+    let (flow, response) = sign_in(&contoso_only, request(ALICE)).await;
+    let token = contoso_only
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("Alice signs in");
+    assert_eq!(claims(&token)["tid"], TID);
+    let account = token.account().cloned().expect("account");
+    assert_eq!(
+        account.home_account_id,
+        format!("{}.{TID}", claims(&token)["oid"].as_str().expect("oid"))
+    );
+    let refreshed = contoso_only
+        .acquire_token_silent_with(&account, &TokenRequest::new(&[read()]).force_refresh(true))
+        .await
+        .expect("refresh at organizations");
+    assert!(!refreshed.is_from_cache());
+    let sent = testkit.requests(Endpoint::Token);
+    assert!(
+        sent.iter()
+            .all(|r| r.path == "/organizations/oauth2/v2.0/token")
+    );
+
+    // Dave (fabrikam) completes the sign-in at Entra, but his ID token is refused.
+    let (flow, response) = sign_in(&contoso_only, request(DAVE)).await;
+    let error = contoso_only
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect_err("fabrikam is not allowed");
+    assert_eq!(error.kind(), ErrorKind::IdToken);
+    let accounts = contoso_only.accounts();
+    assert_eq!(accounts.len(), 1, "nothing kept from a refused sign-in");
+    assert!(accounts[0].home_account_id.ends_with(TID));
+
+    // Any tenant: Dave signs in, with his tenant's token.
+    let anyone = organizations_client(&testkit, WEB, |b| b.danger_accept_sign_in_from_any_tenant());
+    let (flow, response) = sign_in(&anyone, request(DAVE)).await;
+    let token = anyone
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("Dave signs in");
+    assert_eq!(claims(&token)["tid"], FABRIKAM_TID);
+
+    // Erin's tenant never consented to the app.
+    let (_, response) = sign_in(&anyone, request(ERIN)).await;
+    assert_eq!(response.error.as_deref(), Some("consent_required"));
+    assert!(response.code.is_none());
+
+    // A single-tenant app at `organizations`: Entra's sign-in page refuses it (AADSTS50194).
+    let single = organizations_client(&testkit, SINGLE, |b| {
+        b.danger_accept_sign_in_from_any_tenant()
+    });
+    let (url, _) = single.authorization_url(&request(ALICE)).expect("URL");
+    let page = reqwest::get(url.as_str()).await.expect("authorize");
+    assert_eq!(page.status(), 400);
+    assert!(page.text().await.expect("page").contains("AADSTS50194"));
+}
