@@ -265,14 +265,7 @@ impl Authority {
                 "only a B2C authority has user flows to switch".into(),
             ));
         };
-        let mut base = self.url.clone();
-        base.path_segments_mut()
-            .map_err(|()| Error::InvalidEndpoint("the authority URL cannot have a path".into()))?
-            .pop_if_empty()
-            .pop()
-            .pop();
-        let base = base.as_str().trim_end_matches('/').to_owned();
-        let mut switched = Self::b2c_at(&base, tenant, policy)?;
+        let mut switched = Self::b2c_at(&self.base_without(2)?, tenant, policy)?;
         if switched.issuer.is_none() {
             switched.issuer = self.issuer.clone();
         }
@@ -301,12 +294,23 @@ impl Authority {
                 "only an Entra ID authority can switch tenants".into(),
             ));
         }
+        Self::entra_at(&self.base_without(1)?, tenant)
+    }
+
+    /// The base URL a Microsoft layout was placed on: the authority URL without its last
+    /// `segments` path segments (the tenant, and a B2C policy).
+    fn base_without(&self, segments: usize) -> Result<String, Error> {
         let mut base = self.url.clone();
-        base.path_segments_mut()
-            .map_err(|()| Error::InvalidEndpoint("the authority URL cannot have a path".into()))?
-            .pop_if_empty()
-            .pop();
-        Self::entra_at(base.as_str().trim_end_matches('/'), tenant)
+        {
+            let mut path = base.path_segments_mut().map_err(|()| {
+                Error::InvalidEndpoint("the authority URL cannot have a path".into())
+            })?;
+            path.pop_if_empty();
+            for _ in 0..segments {
+                path.pop();
+            }
+        }
+        Ok(base.as_str().trim_end_matches('/').to_owned())
     }
 
     /// Entra External ID (CIAM) `https://{name}.ciamlogin.com/{tenant}`.
