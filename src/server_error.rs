@@ -116,15 +116,23 @@ impl ServerError {
         let parsed: Option<Body> = serde_json::from_slice(body).ok();
         let retry_after = retry_after.map(|d| d.min(MAX_RETRY_AFTER));
         match parsed {
+            // B2C sends only `error` and `error_description`, the diagnostics as lines of the
+            // description (`Correlation ID: …`, `Timestamp: …`); Entra sends both.
             Some(b) => Self {
                 status,
                 error: b.error,
+                trace_id: b
+                    .trace_id
+                    .or_else(|| description_line(b.error_description.as_deref(), "Trace ID")),
+                correlation_id: b
+                    .correlation_id
+                    .or_else(|| description_line(b.error_description.as_deref(), "Correlation ID")),
+                timestamp: b
+                    .timestamp
+                    .or_else(|| description_line(b.error_description.as_deref(), "Timestamp")),
                 description: b.error_description,
                 error_codes: b.error_codes,
                 suberror: b.suberror,
-                trace_id: b.trace_id,
-                correlation_id: b.correlation_id,
-                timestamp: b.timestamp,
                 claims: b.claims,
                 retry_after,
                 user_grant: false,
@@ -174,6 +182,25 @@ impl ServerError {
     /// The first AADSTS number, if any.
     pub fn aadsts(&self) -> Option<u32> {
         self.error_codes.first().copied()
+    }
+
+    /// Azure AD B2C's error number, read from the description's `AADB2C{number}:` prefix (B2C
+    /// sends no `error_codes`), on token-endpoint and redirect errors alike. For example 90080:
+    /// the grant expired; 90118: the user chose "forgot password" on the sign-in page, so send
+    /// them through your password-reset user flow
+    /// ([`for_b2c_policy`](crate::ConfidentialClient::for_b2c_policy)); 90091: the user
+    /// cancelled.
+    pub fn aadb2c(&self) -> Option<u32> {
+        let rest = self
+            .description
+            .as_deref()?
+            .trim_start()
+            .strip_prefix("AADB2C")?;
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 9 || rest.as_bytes().get(digits) != Some(&b':') {
+            return None;
+        }
+        rest[..digits].parse().ok()
     }
 
     /// `suberror`, such as `consent_required` or `bad_token`.
@@ -297,6 +324,14 @@ impl ServerError {
     }
 }
 
+/// The value of a `{name}: value` line of an error description, if one is there.
+fn description_line(description: Option<&str>, name: &str) -> Option<String> {
+    description?.lines().find_map(|line| {
+        let value = line.trim().strip_prefix(name)?.strip_prefix(':')?.trim();
+        (!value.is_empty() && value.len() <= 128).then(|| value.to_owned())
+    })
+}
+
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (HTTP {})", self.error, self.status)?;
@@ -338,6 +373,43 @@ mod tests {
             text.contains("AADSTS7000215") && !text.contains("Trace ID: t\r"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn parses_b2c_errors() {
+        let body = br#"{"error":"invalid_grant","error_description":"AADB2C90080: The provided grant has expired. Please re-authenticate and try again.\r\nCorrelation ID: 5b1c0f3e-7d2a-4c8b-9e6f-0a1b2c3d4e5f\r\nTimestamp: 2026-11-02 10:11:12Z\r\n"}"#;
+        let e = ServerError::from_response(400, body, None).on_user_grant();
+        assert_eq!(e.aadb2c(), Some(90080));
+        assert_eq!(e.aadsts(), None);
+        assert_eq!(e.class(), ServerErrorClass::InteractionRequired);
+        assert_eq!(
+            e.correlation_id(),
+            Some("5b1c0f3e-7d2a-4c8b-9e6f-0a1b2c3d4e5f")
+        );
+        assert_eq!(e.timestamp(), Some("2026-11-02 10:11:12Z"));
+        assert_eq!(e.trace_id(), None);
+        assert!(
+            e.to_string()
+                .contains("AADB2C90080: The provided grant has expired")
+        );
+
+        let cancelled = ServerError::from_redirect(
+            "access_denied",
+            Some(
+                "AADB2C90091: The user has cancelled entering self-asserted information.\r\nCorrelation ID: c\r\nTimestamp: t\r\n",
+            ),
+        );
+        assert_eq!(cancelled.aadb2c(), Some(90091));
+        assert_eq!(cancelled.class(), ServerErrorClass::AccessDenied);
+        for description in [
+            "AADB2C: no number",
+            "AADB2C12x: bad",
+            "AADB2C1234567890: long",
+            "see AADB2C90080: later",
+        ] {
+            let e = ServerError::from_redirect("access_denied", Some(description));
+            assert_eq!(e.aadb2c(), None, "{description}");
+        }
     }
 
     #[test]

@@ -284,6 +284,7 @@ fn token(
     let correlation_id = correlation_id(headers);
     match token_response(shared, tenant, policy, headers, body, version) {
         Ok(body) => json_response(StatusCode::OK, &body, &correlation_id),
+        Err(e) if policy.is_some() => e.render_b2c(&correlation_id, shared.now_unix()),
         Err(e) => e.render(&correlation_id, shared.now_unix()),
     }
 }

@@ -84,6 +84,48 @@ impl OAuthError {
     }
 }
 
+impl OAuthError {
+    /// Renders the error as Azure AD B2C does: only `error` and `error_description`, the
+    /// description starting with an `AADB2C` number and carrying the correlation id and
+    /// timestamp as lines. An error without a known B2C number keeps its AADSTS one.
+    pub(crate) fn render_b2c(&self, correlation_id: &str, now_unix: u64) -> Response {
+        let code = match b2c_code(self.code) {
+            Some(b2c) => format!("AADB2C{b2c}"),
+            None => format!("AADSTS{}", self.code),
+        };
+        let description = format!(
+            "{code}: {}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {}\r\n",
+            self.message,
+            format_timestamp(now_unix)
+        );
+        let mut body = serde_json::json!({
+            "error": self.error,
+            "error_description": description,
+        });
+        if let Some(claims) = &self.claims {
+            body["claims"] = serde_json::json!(claims);
+        }
+        json_response(self.status, &body, correlation_id)
+    }
+}
+
+/// B2C's number for an Entra condition, where B2C's error reference names one.
+fn b2c_code(aadsts: u32) -> Option<u32> {
+    Some(match aadsts {
+        // The code or refresh token expired or is unknown.
+        70008 => 90080,
+        // client_secret does not match.
+        7000215 => 90081,
+        // The client id is not registered in the tenant.
+        700016 => 90018,
+        // The scope is not supported.
+        70011 => 90012,
+        // The code_verifier is invalid.
+        501481 => 90183,
+        _ => return None,
+    })
+}
+
 /// A JSON response with Entra's caching headers and the echoed `client-request-id`.
 pub(crate) fn json_response(
     status: StatusCode,

@@ -761,6 +761,48 @@ async fn b2c_sign_in_then_mfa_user_flow_step_up() {
         ErrorKind::Server(ServerErrorClass::InteractionRequired)
     );
     assert!(self::client(&testkit).for_b2c_policy("B2C_1_mfa").is_err());
+
+    // B2C's error shape: an AADB2C number and the diagnostics inside the description.
+    let (flow, response) = sign_in(
+        &sign_in_flow,
+        AuthorizationRequest::new(REDIRECT, &[read()]).login_hint(CAROL),
+    )
+    .await;
+    let wrong_secret = ConfidentialClient::builder(
+        Authority::b2c_at(testkit.base_url(), B2C, "B2C_1_signupsignin").expect("authority"),
+        WEB,
+    )
+    .client_secret("not-the-secret")
+    .build()
+    .expect("client");
+    let error = wrong_secret
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect_err("wrong secret");
+    let server = error.server_error().expect("server error");
+    assert_eq!(server.aadb2c(), Some(90081));
+    assert_eq!(server.aadsts(), None);
+    let sent = testkit.requests(Endpoint::Token);
+    let sent_id = sent.last().and_then(|r| r.header("client-request-id"));
+    assert!(sent_id.is_some());
+    assert_eq!(server.correlation_id(), sent_id);
+    assert!(server.timestamp().is_some());
+    // The refused request did not spend the code; an unknown code is B2C's expired grant.
+    sign_in_flow
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("the code still works");
+    let mut unknown = response.clone();
+    unknown.code = Some("0.A-unknown-code".into());
+    let expired = sign_in_flow
+        .acquire_token_by_auth_code(&flow, &unknown)
+        .await
+        .expect_err("unknown code");
+    assert_eq!(expired.server_error().and_then(|e| e.aadb2c()), Some(90080));
+    assert_eq!(
+        expired.kind(),
+        ErrorKind::Server(ServerErrorClass::InteractionRequired)
+    );
 }
 
 const FABRIKAM_TID: &str = "4c6e8a0b-2d4f-4a6c-8e0a-1b3d5f7a9c2e";
