@@ -149,7 +149,8 @@ pub fn token_response(data: &[u8]) -> bool {
         headers.insert(http::header::RETRY_AFTER, value);
         let _ = crate::flows::fuzz_retry_after(&headers, now());
     }
-    entra || managed || !error.error_codes().is_empty()
+    let _ = (error.to_string(), error.class());
+    entra || managed || !error.error_codes().is_empty() || error.aadb2c().is_some()
 }
 
 /// The certificate the `key_vault` target checks keys against: `tests/fixtures/rsa2048.crt`, the
