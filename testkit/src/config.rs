@@ -454,6 +454,11 @@ pub struct UserConfig {
     /// succeeds (adding `mfa` to `amr`) only then.
     #[serde(default)]
     pub mfa: bool,
+    /// Tenants (ids or domains) where the user is a guest (B2B): an on-behalf-of request at
+    /// one of them is answered with that tenant's token for the user's guest object; at any
+    /// other tenant it is refused (AADSTS50020).
+    #[serde(default)]
+    pub guest_in: Vec<String>,
 }
 
 impl UserConfig {
@@ -465,7 +470,14 @@ impl UserConfig {
             name: None,
             object_id: None,
             mfa: false,
+            guest_in: Vec::new(),
         }
+    }
+
+    /// Makes the user a guest in `tenant` (id or domain).
+    pub fn guest_in(mut self, tenant: impl Into<String>) -> Self {
+        self.guest_in.push(tenant.into());
+        self
     }
 
     /// Registers a second factor.

@@ -454,7 +454,7 @@ fn token_response(
             return crate::user_flows::redeem_refresh_token(shared, &app, acr, policy, &form);
         }
         JWT_BEARER_GRANT if version == Version::V2 && policy.is_none() => {
-            return crate::user_flows::on_behalf_of(shared, &app, acr, &form);
+            return crate::user_flows::on_behalf_of(shared, &app, acr, &tid, &form);
         }
         _ if user_grant => {
             return Err(OAuthError::invalid_request(

@@ -207,6 +207,26 @@ pub(crate) struct User {
     pub(crate) oid: String,
     pub(crate) name: String,
     pub(crate) mfa: bool,
+    /// Tenants where the user is a guest.
+    pub(crate) guest_tenants: Vec<String>,
+    /// The home object id and tenant, when this is the user's guest object in another tenant.
+    pub(crate) home: Option<(String, String)>,
+}
+
+impl User {
+    /// The user as seen from `tid`: itself at home, its guest object where it is a guest.
+    pub(crate) fn in_tenant(&self, tid: &str) -> Option<User> {
+        if self.tid == tid {
+            return Some(self.clone());
+        }
+        self.guest_tenants.iter().any(|t| t == tid).then(|| User {
+            oid: derived_guid(&["guest", tid, &self.oid]),
+            tid: tid.to_owned(),
+            home: Some((self.oid.clone(), self.tid.clone())),
+            guest_tenants: Vec::new(),
+            ..self.clone()
+        })
+    }
 }
 
 impl Registry {
@@ -346,6 +366,8 @@ impl Registry {
                 .unwrap_or_else(|| derived_guid(&["user", &tid, &username.to_ascii_lowercase()])),
             name: config.name.clone().unwrap_or_else(|| username.clone()),
             mfa: config.mfa,
+            guest_tenants: config.guest_in.iter().map(|t| self.tenant_id(t)).collect(),
+            home: None,
             tid,
             username,
         };

@@ -606,6 +606,7 @@ pub(crate) fn on_behalf_of(
     shared: &Shared,
     app: &App,
     acr: &str,
+    request_tid: &str,
     form: &[(String, String)],
 ) -> Result<Value, OAuthError> {
     if field(form, "requested_token_use") != Some("on_behalf_of") {
@@ -676,6 +677,16 @@ pub(crate) fn on_behalf_of(
         .user(tid, username)
         .filter(|u| claims.get("oid").and_then(Value::as_str) == Some(u.oid.as_str()))
         .ok_or_else(|| bad(50034, "The user account does not exist in the directory."))?;
+    // At another tenant, the user must be a guest there: the token is for the guest object.
+    let user = user.in_tenant(request_tid).ok_or_else(|| {
+        bad(
+            50020,
+            &format!(
+                "User account '{}' from identity provider '{}/{}/' does not exist in tenant '{request_tid}' and cannot access the application '{}' in that tenant.",
+                user.username, shared.base_url, user.tid, app.config.client_id
+            ),
+        )
+    })?;
     let acrs: Vec<String> = claims
         .get("acrs")
         .and_then(Value::as_array)
@@ -850,6 +861,10 @@ fn issue_user_tokens(
     if !issue.acrs.is_empty() {
         claims["acrs"] = json!(issue.acrs);
     }
+    if let Some((_, home_tid)) = &user.home {
+        // A guest: the identity provider that authenticated the user is its home tenant.
+        claims["idp"] = json!(format!("{base}/{home_tid}/"));
+    }
     if let Some(policy) = issue.policy {
         // B2C: one issuer per tenant, `sub` = the user's object id, the user flow in
         // `tfp` and `acr`, `ver` 1.0.
@@ -944,12 +959,17 @@ fn issue_user_tokens(
     }
     if issue.client_info {
         // B2C's uid names the user flow too: home account id `{oid}-{policy}.{tid}`.
+        // A guest's home account is its home object in its home tenant.
+        let (home_oid, home_tid) = user
+            .home
+            .clone()
+            .unwrap_or_else(|| (user.oid.clone(), tid.clone()));
         let uid = match issue.policy {
-            Some(policy) => format!("{}-{policy}", user.oid),
-            None => user.oid.clone(),
+            Some(policy) => format!("{home_oid}-{policy}"),
+            None => home_oid,
         };
         body["client_info"] =
-            json!(URL_SAFE_NO_PAD.encode(json!({"uid": uid, "utid": tid}).to_string()));
+            json!(URL_SAFE_NO_PAD.encode(json!({"uid": uid, "utid": home_tid}).to_string()));
     }
     Ok(body)
 }

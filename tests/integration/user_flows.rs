@@ -39,7 +39,12 @@ async fn testkit() -> Testkit {
                 .secret(SECRET)
                 .redirect_uri(REDIRECT),
         )
-        .user(UserConfig::new(ALICE, TENANT).name("Alice").with_mfa())
+        .user(
+            UserConfig::new(ALICE, TENANT)
+                .name("Alice")
+                .with_mfa()
+                .guest_in("fabrikam"),
+        )
         .user(UserConfig::new(BOB, TENANT).name("Bob"));
     Testkit::builder()
         .config(config)
@@ -521,8 +526,9 @@ async fn on_behalf_of_is_cached_per_assertion() {
     assert_eq!(claims(&for_bob)["preferred_username"], BOB);
     assert_eq!(testkit.request_count(Endpoint::Token), 2);
 
-    // The same assertion in another tenant (where the middle tier is consented): sent to that
-    // tenant's endpoint and cached apart from the home tenant's token.
+    // The same assertion in another tenant, where Alice is a guest and the middle tier is
+    // consented: sent to that tenant's endpoint, a token for her guest object there, cached
+    // apart from the home tenant's token.
     let in_fabrikam = TokenRequest::new(&[read()]).tenant("fabrikam");
     let other = middle
         .acquire_token_on_behalf_of_with(&alice_token, &in_fabrikam)
@@ -532,6 +538,10 @@ async fn on_behalf_of_is_cached_per_assertion() {
     let sent = testkit.requests(Endpoint::Token);
     assert_eq!(sent.len(), 3);
     assert_eq!(sent[2].path, "/fabrikam/oauth2/v2.0/token");
+    let guest = claims(&other);
+    assert_eq!(guest["tid"], testkit.tenant_id("fabrikam"));
+    assert_ne!(guest["oid"], c["oid"]);
+    assert_eq!(guest["idp"], format!("{}/{TID}/", testkit.base_url()));
     assert!(
         middle
             .acquire_token_on_behalf_of_with(&alice_token, &in_fabrikam)
@@ -540,6 +550,12 @@ async fn on_behalf_of_is_cached_per_assertion() {
             .is_from_cache()
     );
     assert_eq!(testkit.request_count(Endpoint::Token), 3);
+    // Bob is not a guest there: Entra refuses (AADSTS50020).
+    let error = middle
+        .acquire_token_on_behalf_of_with(&bob_token, &in_fabrikam)
+        .await
+        .expect_err("not a guest");
+    assert_eq!(error.server_error().and_then(|e| e.aadsts()), Some(50020));
 
     // An assertion for another audience (the downstream API's own token) is refused.
     let error = middle
