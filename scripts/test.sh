@@ -47,6 +47,6 @@ cargo test --workspace --all-features --locked
 # Only the library: the CLI and testkit would switch the default aws-lc backend back on.
 cargo test -p confidant --no-default-features --features rust-crypto --locked
 # The examples run offline against the in-process testkit; each checks what it shows.
-for example in quickstart cert_to_arm mi_keyvault_cross_tenant hsm_remote_sign b2c_webapp; do
+for example in quickstart cert_to_arm mi_keyvault_cross_tenant hsm_remote_sign b2c_webapp multi_tenant_saas; do
   cargo run --quiet --all-features --locked --example "$example" >/dev/null
 done

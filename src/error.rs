@@ -44,7 +44,7 @@ pub enum Error {
     AuthorizationResponse(String),
     /// The ID token of a sign-in failed validation (signature, issuer, audience, nonce,
     /// lifetime); nothing from that response was kept.
-    #[error("invalid ID token: {0}")]
+    #[error("invalid ID token ({}): {}", .0.kind(), .0.detail())]
     IdToken(crate::validator::ValidationError),
     /// The persistent or distributed cache (a [`TokenStore`](crate::cache::TokenStore)) failed:
     /// a file that cannot be read, written or locked, or one refused for its owner, mode or a
