@@ -420,12 +420,18 @@ fn authorize(
         response
     })?;
     if claims.get("tid").and_then(Value::as_str) != Some(vault.tenant_id.as_str()) {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            None,
-            "AKV10032: Invalid issuer.",
-        ));
+        // A token of another tenant: the challenge again, naming the vault's tenant.
+        let mut response = challenge();
+        *response.body_mut() = axum::body::Body::from(
+            json!({"error": {"code": "Unauthorized", "message": format!(
+                "AKV10032: Invalid issuer. Expected one of {}/{}/, found {}.",
+                shared.base_url,
+                vault.tenant_id,
+                claims.get("iss").and_then(Value::as_str).unwrap_or_default()
+            )}})
+            .to_string(),
+        );
+        return Err(response);
     }
     let caller = claims
         .get("appid")

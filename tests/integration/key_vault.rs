@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use confidant::{
-    Algorithm, Authority, ConfidentialClient, ErrorKind, KeyVaultSigner, Signer, SignerErrorKind,
+    Algorithm, Authority, ConfidentialClient, ErrorKind, KeyVaultSecretSigner, KeyVaultSigner,
+    Signer, SignerErrorKind,
 };
 use confidant_testkit::{
     AppConfig, Config, Endpoint, Testkit, VaultKeyType, VaultPermission, VaultSecretFormat,
@@ -669,4 +670,76 @@ async fn a_vault_filled_by_configuration() {
     assert_ne!(note.kind(), ErrorKind::Transport, "{note}");
     // Two loads, each an unauthenticated request for the challenge and then the real one.
     assert_eq!(testkit.request_count(Endpoint::VaultSecrets), 4);
+}
+
+/// A vault in another tenant than the client's home: its challenge names its tenant, and the
+/// signer asks for that tenant's token only when told to follow it.
+#[tokio::test]
+async fn a_vault_in_another_tenant_is_reached_when_its_challenge_tenant_is_followed() {
+    let config = Config::default().app(
+        AppConfig::new(VAULT_READER, TENANT)
+            .secret(SECRET)
+            .multi_tenant()
+            .consented_in("fabrikam"),
+    );
+    let testkit = Testkit::builder()
+        .config(config)
+        .key_vault("fabrikam")
+        .start()
+        .await
+        .expect("testkit");
+    testkit.grant_vault_access(
+        VAULT_READER,
+        &[
+            VaultPermission::GetCertificate,
+            VaultPermission::GetKey,
+            VaultPermission::Sign,
+            VaultPermission::GetSecret,
+        ],
+    );
+    testkit
+        .create_vault_certificate("partner", VaultKeyType::Rsa2048, true)
+        .expect("vault certificate");
+    testkit
+        .create_vault_certificate("exported", VaultKeyType::Rsa2048, false)
+        .expect("exportable certificate");
+    let vault_url = testkit.key_vault_url().expect("vault");
+
+    // The home tenant's token: the vault refuses its issuer.
+    let error = KeyVaultSigner::builder(&vault_url, "partner", vault_identity(&testkit))
+        .build()
+        .await
+        .expect_err("a token of the client's own tenant");
+    assert_eq!(error.kind(), ErrorKind::Signer);
+    assert!(error.to_string().contains("AKV10032"), "{error}");
+
+    let signer = KeyVaultSigner::builder(&vault_url, "partner", vault_identity(&testkit))
+        .follow_challenge_tenant(true)
+        .build()
+        .await
+        .expect("the vault's tenant's token");
+    let signature = signer
+        .sign(Algorithm::Rs256, b"header.payload")
+        .await
+        .expect("remote signature");
+    assert_eq!(signature.as_bytes().len(), 256);
+    let paths: Vec<String> = testkit
+        .requests(Endpoint::Token)
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.starts_with("/contoso/")),
+        "{paths:?}"
+    );
+    // The same for a certificate's secret loaded as a local signer.
+    let local = KeyVaultSecretSigner::builder(&vault_url, "exported", vault_identity(&testkit))
+        .follow_challenge_tenant(true)
+        .build()
+        .await
+        .expect("the secret, with the vault's tenant's token");
+    assert!(local.current().0.certificate().is_some());
+    // The challenge names the vault's tenant by id.
+    let fabrikam = format!("/{}/", testkit.tenant_id("fabrikam"));
+    assert!(paths.iter().any(|p| p.starts_with(&fabrikam)), "{paths:?}");
 }

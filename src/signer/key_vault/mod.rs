@@ -69,6 +69,10 @@ struct VaultClient {
     http: Arc<dyn HttpClient>,
     scope: String,
     api_version: String,
+    /// The tenant the vault's challenge names (`authorization="{login}/{tenant}"`).
+    challenge_tenant: Option<String>,
+    /// Ask the token source for tokens of `challenge_tenant` (opted in by the builder).
+    follow_tenant: bool,
 }
 
 impl VaultClient {
@@ -91,10 +95,13 @@ impl VaultClient {
             http,
             scope: String::new(),
             api_version,
+            challenge_tenant: None,
+            follow_tenant: false,
         };
         let probe_url = client.url(probe)?;
         let response = send(client.http.as_ref(), "GET", &probe_url, None, None).await?;
         client.scope = challenge_scope(&response, &client.vault)?;
+        client.challenge_tenant = challenge_tenant(&response);
         Ok(client)
     }
 
@@ -130,6 +137,13 @@ impl VaultClient {
     async fn call(&self, method: &str, url: &Url, body: Option<Vec<u8>>) -> Result<Value, Error> {
         let mut retries = 0;
         let mut request = TokenRequest::new(&[self.scope.as_str()]);
+        if let Some(tenant) = self
+            .challenge_tenant
+            .as_ref()
+            .filter(|_| self.follow_tenant)
+        {
+            request = request.tenant(tenant.clone());
+        }
         let mut reauthenticated = false;
         loop {
             let token = self.tokens.token(&request).await?;
@@ -201,6 +215,7 @@ pub struct KeyVaultSignerBuilder {
     http: Option<Arc<dyn HttpClient>>,
     api_version: String,
     rotation_check_interval: Option<Duration>,
+    follow_challenge_tenant: bool,
 }
 
 /// Retries of a vault request after 429, a 5xx or a failed connection.
@@ -227,6 +242,7 @@ impl KeyVaultSigner {
             http: None,
             api_version: DEFAULT_KEY_VAULT_API_VERSION.to_owned(),
             rotation_check_interval: Some(DEFAULT_ROTATION_CHECK_INTERVAL),
+            follow_challenge_tenant: false,
         }
     }
 
@@ -295,6 +311,17 @@ impl KeyVaultSignerBuilder {
         self
     }
 
+    /// Asks the token source for tokens of the tenant the vault's challenge names
+    /// (`authorization="https://login.microsoftonline.com/{tenant}"`), for a vault in another
+    /// tenant than the token source's own: the [`TokenRequest::tenant`] of every request.
+    /// Off by default, so a vault cannot choose the tenant; without it, a token of another
+    /// tenant is refused by the vault (AKV10032). A [`ConfidentialClient`](crate::ConfidentialClient)
+    /// of a multi-tenant app honours it; a managed identity, bound to one tenant, refuses it.
+    pub fn follow_challenge_tenant(mut self, follow: bool) -> Self {
+        self.follow_challenge_tenant = follow;
+        self
+    }
+
     /// Answers the vault's challenge, fetches the certificate and its key's public part, and
     /// checks they belong together.
     pub async fn build(self) -> Result<KeyVaultSigner, Error> {
@@ -303,7 +330,7 @@ impl KeyVaultSignerBuilder {
             self.certificate.as_str(),
             self.version.as_deref().unwrap_or_default(),
         ];
-        let vault = VaultClient::connect(
+        let mut vault = VaultClient::connect(
             &self.vault_url,
             self.tokens,
             self.http,
@@ -311,6 +338,7 @@ impl KeyVaultSignerBuilder {
             &path,
         )
         .await?;
+        vault.follow_tenant = self.follow_challenge_tenant;
         let (certificate, key_id) = fetch_certificate(&vault, &path).await?;
         let mut signer = load_key(&vault, certificate, key_id).await?;
         if self.version.is_none() {
@@ -520,6 +548,7 @@ pub struct KeyVaultSecretSignerBuilder {
     tokens: Arc<dyn TokenSource>,
     http: Option<Arc<dyn HttpClient>>,
     rotation_check_interval: Option<Duration>,
+    follow_challenge_tenant: bool,
 }
 
 impl KeyVaultSecretSigner {
@@ -535,6 +564,7 @@ impl KeyVaultSecretSigner {
             tokens,
             http: None,
             rotation_check_interval: Some(DEFAULT_ROTATION_CHECK_INTERVAL),
+            follow_challenge_tenant: false,
         }
     }
 
@@ -563,9 +593,20 @@ impl KeyVaultSecretSignerBuilder {
         self
     }
 
+    /// Asks the token source for tokens of the tenant the vault's challenge names
+    /// (`authorization="https://login.microsoftonline.com/{tenant}"`), for a vault in another
+    /// tenant than the token source's own: the [`TokenRequest::tenant`](crate::TokenRequest::tenant) of every request.
+    /// Off by default, so a vault cannot choose the tenant; without it, a token of another
+    /// tenant is refused by the vault (AKV10032). A [`ConfidentialClient`](crate::ConfidentialClient)
+    /// of a multi-tenant app honours it; a managed identity, bound to one tenant, refuses it.
+    pub fn follow_challenge_tenant(mut self, follow: bool) -> Self {
+        self.follow_challenge_tenant = follow;
+        self
+    }
+
     /// Answers the vault's challenge and loads the current version.
     pub async fn build(self) -> Result<KeyVaultSecretSigner, Error> {
-        let vault = VaultClient::connect(
+        let mut vault = VaultClient::connect(
             &self.vault_url,
             self.tokens,
             self.http,
@@ -573,6 +614,7 @@ impl KeyVaultSecretSignerBuilder {
             &["secrets", self.name.as_str()],
         )
         .await?;
+        vault.follow_tenant = self.follow_challenge_tenant;
         let (initial, version) = read_secret(&vault, &self.name).await?;
         let rotation = Rotation::new(
             vault,
@@ -692,6 +734,25 @@ fn challenge_claims(response: &http::Response<Vec<u8>>) -> Option<String> {
     String::from_utf8(decoded).ok()
 }
 
+/// The tenant a vault's challenge names: the last path segment of its `authorization` (or
+/// `authorization_uri`) URL, when it is a plain tenant name or id.
+fn challenge_tenant(probe: &http::Response<Vec<u8>>) -> Option<String> {
+    let header = probe
+        .headers()
+        .get(http::header::WWW_AUTHENTICATE)?
+        .to_str()
+        .ok()?;
+    let authorization = challenge_parameter(header, "authorization")
+        .or_else(|| challenge_parameter(header, "authorization_uri"))?;
+    let url = Url::parse(&authorization).ok()?;
+    let tenant = url.path_segments()?.rfind(|s| !s.is_empty())?;
+    let plain = tenant.len() <= 256
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    plain.then(|| tenant.to_owned())
+}
+
 fn challenge_scope(probe: &http::Response<Vec<u8>>, vault: &Url) -> Result<String, Error> {
     let header = probe
         .headers()
@@ -767,10 +828,22 @@ fn vault_json(response: &http::Response<Vec<u8>>) -> Result<Value, Error> {
         .and_then(|b| b["error"]["innererror"]["code"].as_str())
         .map(|c| format!(" ({c})"))
         .unwrap_or_default();
+    // Key Vault's own number (`AKV10032: Invalid issuer.`) says which rule refused a token.
+    let akv = body
+        .as_ref()
+        .and_then(|b| b["error"]["message"].as_str())
+        .and_then(|m| {
+            let digits = m.strip_prefix("AKV")?;
+            let len = digits.bytes().take_while(u8::is_ascii_digit).count();
+            (1..=8)
+                .contains(&len)
+                .then(|| format!(" AKV{}", &digits[..len]))
+        })
+        .unwrap_or_default();
     let mut error = SignerError::new(
         SignerErrorKind::Remote,
         format!(
-            "Key Vault answered HTTP {} {code}{inner}",
+            "Key Vault answered HTTP {} {code}{inner}{akv}",
             response.status().as_u16()
         ),
     );
