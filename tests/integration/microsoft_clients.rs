@@ -224,6 +224,9 @@ async fn msal_python_and_the_azure_sdk_for_python_against_one_testkit() {
         "msal certificate with x5c (subject name + issuer)",
         "msal authorization code with PKCE",
         "msal silent refresh",
+        "msal sign-in at organizations",
+        "msal refresh at organizations",
+        "msal app token at organizations refused",
         "azure-identity ClientSecretCredential",
         "azure-identity CertificateCredential (PEM)",
         "azure-identity ManagedIdentityCredential IMDS system-assigned",
@@ -241,7 +244,7 @@ async fn msal_python_and_the_azure_sdk_for_python_against_one_testkit() {
             "scenario {expected:?} did not run"
         );
     }
-    assert!(tokens >= 16, "{tokens} tokens checked");
+    assert!(tokens >= 18, "{tokens} tokens checked");
 }
 
 #[test]

@@ -166,6 +166,36 @@ def auth_code_scenarios():
     report("msal silent refresh", token=refreshed["access_token"], audience=API, kind="user")
 
 
+def multi_tenant_scenarios():
+    """The web app is multi-tenant in the example configuration: msal signs Alice in at
+    `organizations` (discovery with the `{tenantid}` issuer template, the code redeemed there),
+    then refreshes there; an app token needs a tenant (AADSTS50059)."""
+    app = msal.ConfidentialClientApplication(
+        WEB, client_credential=WEB_SECRET, authority=f"{BASE}/organizations",
+        instance_discovery=False)
+    scopes = [f"api://{API}/Accounts.Read"]
+    flow = app.initiate_auth_code_flow(
+        scopes, redirect_uri=REDIRECT, login_hint=ALICE, response_mode="query")
+    response = requests.get(flow["auth_uri"], allow_redirects=False, timeout=10)
+    assert response.status_code in (302, 303), response.text
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(response.headers["Location"]).query))
+    result = app.acquire_token_by_auth_code_flow(flow, query)
+    assert "access_token" in result, result.get("error_description", result)
+    assert result["id_token_claims"]["tid"] == TENANT, result["id_token_claims"]
+    report("msal sign-in at organizations", token=result["access_token"], audience=API, kind="user")
+    account = app.get_accounts(username=ALICE)[0]
+    refreshed = app.acquire_token_silent_with_error(scopes, account=account, force_refresh=True)
+    assert refreshed and "access_token" in refreshed, refreshed
+    report("msal refresh at organizations", token=refreshed["access_token"], audience=API, kind="user")
+
+    single = msal.ConfidentialClientApplication(
+        DAEMON, client_credential=DAEMON_SECRET, authority=f"{BASE}/organizations",
+        instance_discovery=False)
+    result = single.acquire_token_for_client([API_SCOPE])
+    assert 50059 in result.get("error_codes", []), result
+    report("msal app token at organizations refused", error=result["error"])
+
+
 def identity_options():
     return {"authority": BASE, "disable_instance_discovery": True}
 
@@ -341,6 +371,7 @@ def main():
     assert os.environ.get("REQUESTS_CA_BUNDLE"), "REQUESTS_CA_BUNDLE must name the testkit's CA"
     msal_scenarios()
     auth_code_scenarios()
+    multi_tenant_scenarios()
     azure_identity_scenarios()
     managed_identity_scenarios()
     key_vault_scenarios()
