@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confidant::__bench_support::{probe_app_token, seed_app_token};
-use confidant::{Authority, CacheOptions, ConfidentialClient, TokenCache};
+use confidant::{Authority, CacheOptions, ConfidentialClient, TokenCache, TokenRequest};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 const CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
@@ -100,6 +100,36 @@ fn bench_hits(c: &mut Criterion) {
     group.finish();
 }
 
+/// The hit path when a request names a tenant (`TokenRequest::tenant`): the kept per-tenant
+/// client is found, then the same L1 probe, beside the same hit without a tenant.
+fn bench_tenant_hits(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("cache_tenant");
+    let client = client(1_000);
+    let customer = "0b2c5e8a-1111-4222-8333-944445555666";
+    let derived = client.for_tenant(customer).expect("tenant");
+    seed(&client, 1);
+    seed(&derived, 1);
+    let probe = scope(0);
+    let own = TokenRequest::new(&[probe.as_str()]);
+    let other = TokenRequest::new(&[probe.as_str()]).tenant(customer);
+    for (name, request) in [("own_tenant_hit", &own), ("request_tenant_hit", &other)] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let result = client
+                    .acquire_token_for_client_with(black_box(request))
+                    .await
+                    .expect("hit");
+                assert!(result.is_from_cache());
+            })
+        });
+    }
+    group.finish();
+}
+
 /// MSAL-schema serialization and load of a 100k-token cache (what a file or Redis partition
 /// of that size costs per write and per cold start).
 fn bench_persistence(c: &mut Criterion) {
@@ -183,5 +213,11 @@ fn bench_redis(_: &mut Criterion) {
     eprintln!("redis/round_trip: skipped (build with --features redis)");
 }
 
-criterion_group!(benches, bench_hits, bench_persistence, bench_redis);
+criterion_group!(
+    benches,
+    bench_hits,
+    bench_tenant_hits,
+    bench_persistence,
+    bench_redis
+);
 criterion_main!(benches);

@@ -299,13 +299,18 @@ impl ConfidentialClient {
         if own.is_some_and(|own| own.eq_ignore_ascii_case(tenant)) {
             return Ok(self.clone());
         }
-        let key = tenant.to_ascii_lowercase();
+        // Tenant ids are usually lower-case already: no allocation on the hit path then.
+        let key: std::borrow::Cow<'_, str> = if tenant.bytes().any(|b| b.is_ascii_uppercase()) {
+            tenant.to_ascii_lowercase().into()
+        } else {
+            tenant.into()
+        };
         if let Some(client) = self
             .inner
             .tenants
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+            .get(key.as_ref())
         {
             return Ok(client.clone());
         }
@@ -316,7 +321,7 @@ impl ConfidentialClient {
             // convenience, and a new one works as well (without its throttle state).
             tenants.clear();
         }
-        Ok(tenants.entry(key).or_insert(client).clone())
+        Ok(tenants.entry(key.into_owned()).or_insert(client).clone())
     }
 
     /// This app, with its credential, HTTP client, cache, store and clock, at `authority`.
