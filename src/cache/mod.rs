@@ -68,6 +68,16 @@ impl CacheKey {
     pub(crate) fn partition(&self) -> &str {
         &self.partition
     }
+
+    /// Whether a token filed under `self` also answers `other`: the same partition, and every
+    /// scope of `other` among `self`'s (MSAL serves a request from a token with more scopes).
+    pub(crate) fn covers(&self, other: &CacheKey) -> bool {
+        self.partition == other.partition
+            && other
+                .target
+                .split(' ')
+                .all(|scope| self.target.split(' ').any(|held| held == scope))
+    }
 }
 
 impl std::fmt::Debug for CacheKey {
@@ -575,6 +585,21 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_covers_fewer_scopes_of_its_own_partition_only() {
+        let alice: Arc<str> = Arc::from("env|t|c|alice");
+        let bob: Arc<str> = Arc::from("env|t|c|bob");
+        let broad = CacheKey::new(Arc::clone(&alice), &["api://a/Read", "api://a/Write"]);
+        assert!(broad.covers(&CacheKey::new(Arc::clone(&alice), &["API://A/write"])));
+        assert!(broad.covers(&broad));
+        assert!(!broad.covers(&CacheKey::new(Arc::clone(&alice), &["api://a/Re"])));
+        assert!(!broad.covers(&CacheKey::new(
+            Arc::clone(&alice),
+            &["api://a/Read", "api://a/Delete"]
+        )));
+        assert!(!broad.covers(&CacheKey::new(bob, &["api://a/Read"])));
+    }
 
     fn token(now: SystemTime, secs: u64) -> Arc<CachedToken> {
         Arc::new(CachedToken::new(

@@ -553,6 +553,12 @@ impl ConfidentialClient {
             );
         }
         let now = inner.clock.now();
+        // No token for exactly these scopes, but one for more of them: MSAL serves that too.
+        if !inner.cache.get(&key).is_some_and(|t| t.is_usable(now))
+            && let Some(token) = covering_token(inner, &key, now)
+        {
+            return Ok(AuthenticationResult::looked_up(token, true).with_account(account.clone()));
+        }
         let (token, cached) = inner
             .cache
             .get_or_fetch(&key, now, || {
@@ -610,6 +616,37 @@ fn user_partition(inner: &Inner, account: &Account) -> Arc<str> {
     .into()
 }
 
+/// How many scope sets [`covering_token`] looks through per user.
+pub(crate) const SCOPE_SETS_PER_USER: usize = 8;
+
+/// Notes that a user token was filed under `key`, so that fewer scopes can find it.
+pub(crate) fn remember_scope_set(inner: &Inner, key: &CacheKey) {
+    let mut sets = inner.scope_sets.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = sets.entry(Arc::from(key.partition())).or_default();
+    entry.retain(|k| k != key);
+    if entry.len() >= SCOPE_SETS_PER_USER {
+        entry.remove(0);
+    }
+    entry.push(key.clone());
+}
+
+/// A usable token of the same user filed for a superset of `key`'s scopes, the newest first.
+fn covering_token(inner: &Inner, key: &CacheKey, now: SystemTime) -> Option<Arc<CachedToken>> {
+    let candidates: Vec<CacheKey> = inner
+        .scope_sets
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(key.partition())?
+        .iter()
+        .rev()
+        .filter(|held| held.covers(key))
+        .cloned()
+        .collect();
+    candidates
+        .iter()
+        .find_map(|held| inner.cache.get(held).filter(|t| t.is_usable(now)))
+}
+
 /// Files a user grant's tokens: the account with its (rotated) refresh token, the access token
 /// under the user's partition.
 fn store_user_tokens(
@@ -638,6 +675,7 @@ fn store_user_tokens(
     let requested: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let key = CacheKey::new(user_partition(inner, account), &requested);
     let token = Arc::new(tokens.token);
+    remember_scope_set(inner, &key);
     inner.cache.insert(key, Arc::clone(&token));
     AuthenticationResult::from_shared(token, TokenOrigin::IdentityProvider)
         .with_account(account.clone())

@@ -169,6 +169,10 @@ pub(crate) struct Inner {
     pub(crate) id_tokens: std::sync::OnceLock<crate::validator::BearerValidator>,
     /// The same app in other tenants, for requests that name one, by lower-cased tenant.
     pub(crate) tenants: Mutex<HashMap<String, ConfidentialClient>>,
+    /// The scope sets of the user tokens filed, by user partition (the newest last, at most
+    /// [`auth_code::SCOPE_SETS_PER_USER`]): a silent request for fewer scopes is served from
+    /// one of them.
+    pub(crate) scope_sets: Mutex<HashMap<Arc<str>, Vec<CacheKey>>>,
 }
 
 /// The builder before a credential is chosen.
@@ -352,6 +356,7 @@ impl ConfidentialClient {
                 persisted: Mutex::new(serde_json::Map::new()),
                 id_tokens: std::sync::OnceLock::new(),
                 tenants: Mutex::new(HashMap::new()),
+                scope_sets: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -562,6 +567,7 @@ impl ClientBuilder<WithCredential> {
                 persisted: Mutex::new(serde_json::Map::new()),
                 id_tokens: std::sync::OnceLock::new(),
                 tenants: Mutex::new(HashMap::new()),
+                scope_sets: Mutex::new(HashMap::new()),
             }),
         })
     }

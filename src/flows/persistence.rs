@@ -298,9 +298,9 @@ pub(crate) fn load_entries(inner: &Inner, root: &Map<String, Value>) -> usize {
             continue;
         }
         let home = text(entry, "home_account_id").unwrap_or_default();
-        let suffix = match text(entry, "user_assertion_hash") {
-            Some(hash) if !hash.is_empty() => format!("obo:{hash}"),
-            _ => home.to_ascii_lowercase(),
+        let (suffix, user_token) = match text(entry, "user_assertion_hash") {
+            Some(hash) if !hash.is_empty() => (format!("obo:{hash}"), false),
+            _ => (home.to_ascii_lowercase(), !home.is_empty()),
         };
         let partition: Arc<str> = format!(
             "{env}|{realm}|{}|{suffix}",
@@ -326,6 +326,9 @@ pub(crate) fn load_entries(inner: &Inner, root: &Map<String, Value>) -> usize {
             time_of(entry.get("refresh_on")),
             scopes.clone(),
         );
+        if user_token {
+            super::auth_code::remember_scope_set(inner, &key);
+        }
         inner.cache.insert(key, Arc::new(token));
         loaded += 1;
     }

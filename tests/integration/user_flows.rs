@@ -253,6 +253,65 @@ async fn sign_in_then_silent_tokens_with_rotation() {
     );
 }
 
+/// A silent request for fewer scopes than a cached token holds is served by that token, as
+/// MSAL does; one for scopes no cached token holds goes to the authority.
+#[tokio::test]
+async fn silent_requests_for_fewer_scopes_use_the_broader_token() {
+    let testkit = testkit().await;
+    let client = client(&testkit);
+    let (flow, response) = sign_in(
+        &client,
+        AuthorizationRequest::new(REDIRECT, &[read(), write()]).login_hint(ALICE),
+    )
+    .await;
+    let signed_in = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("signed in");
+    let account = signed_in.account().cloned().expect("account");
+    testkit.reset_counters();
+
+    for scopes in [vec![read()], vec![write()], vec![write(), read()]] {
+        let token = client
+            .acquire_token_silent(&account, &scopes)
+            .await
+            .expect("silent");
+        assert!(token.is_from_cache(), "{scopes:?}");
+        assert_eq!(
+            token.access_token().expose_secret(),
+            signed_in.access_token().expose_secret()
+        );
+    }
+    assert_eq!(testkit.request_count(Endpoint::Token), 0);
+
+    // Bob signed in for reading only: reading and writing needs the authority.
+    let (flow, response) = sign_in(
+        &client,
+        AuthorizationRequest::new(REDIRECT, &[read()]).login_hint(BOB),
+    )
+    .await;
+    let bob = client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("bob")
+        .account()
+        .cloned()
+        .expect("account");
+    let wider = client
+        .acquire_token_silent(&bob, &[read(), write()])
+        .await
+        .expect("refreshed");
+    assert!(!wider.is_from_cache());
+    assert_eq!(claims(&wider)["preferred_username"], BOB);
+    assert_eq!(testkit.request_count(Endpoint::Token), 2);
+    // And Alice's broader token never answers for Bob.
+    let bob_read = client
+        .acquire_token_silent(&bob, &[read()])
+        .await
+        .expect("bob reads");
+    assert_eq!(claims(&bob_read)["preferred_username"], BOB);
+}
+
 #[tokio::test]
 async fn users_are_kept_apart_and_form_post_works() {
     let testkit = testkit().await;
