@@ -478,6 +478,11 @@ impl ConfidentialClient {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&account.home_account_id);
+        self.inner
+            .scope_sets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(user_partition(&self.inner, account).as_ref());
     }
 
     /// A token for `account` and `scopes` without the user: the cached access token while
