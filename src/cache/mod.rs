@@ -513,6 +513,11 @@ impl TokenCache {
         (self.hasher.hash_one(key) % u64::from(self.refresh_jitter_percent + 1)) as u32
     }
 
+    /// Counts a hit served outside [`get_or_fetch`](Self::get_or_fetch) (a broader token).
+    pub(crate) fn record_hit(&self) {
+        self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// What the cache did.
     pub fn stats(&self) -> CacheStats {
         use std::sync::atomic::Ordering::Relaxed;

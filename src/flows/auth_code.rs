@@ -562,6 +562,7 @@ impl ConfidentialClient {
         if !inner.cache.get(&key).is_some_and(|t| t.is_usable(now))
             && let Some(token) = covering_token(inner, &key, now)
         {
+            inner.cache.record_hit();
             return Ok(AuthenticationResult::looked_up(token, true).with_account(account.clone()));
         }
         let (token, cached) = inner

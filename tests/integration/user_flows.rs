@@ -283,6 +283,7 @@ async fn silent_requests_for_fewer_scopes_use_the_broader_token() {
         );
     }
     assert_eq!(testkit.request_count(Endpoint::Token), 0);
+    assert!(client.cache().stats().hits >= 3);
 
     // Bob signed in for reading only: reading and writing needs the authority.
     let (flow, response) = sign_in(
