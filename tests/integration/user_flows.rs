@@ -116,6 +116,21 @@ async fn sign_in(
     (flow, response)
 }
 
+/// Signs `request`'s user in and redeems the code: the account.
+async fn signed_in_account(
+    client: &ConfidentialClient,
+    request: AuthorizationRequest,
+) -> confidant::Account {
+    let (flow, response) = sign_in(client, request).await;
+    client
+        .acquire_token_by_auth_code(&flow, &response)
+        .await
+        .expect("signed in")
+        .account()
+        .cloned()
+        .expect("account")
+}
+
 fn claims(token: &confidant::AuthenticationResult) -> serde_json::Value {
     decode_parts(token.access_token().expose_secret()).1
 }
@@ -286,18 +301,11 @@ async fn silent_requests_for_fewer_scopes_use_the_broader_token() {
     assert!(client.cache().stats().hits >= 3);
 
     // Bob signed in for reading only: reading and writing needs the authority.
-    let (flow, response) = sign_in(
+    let bob = signed_in_account(
         &client,
         AuthorizationRequest::new(REDIRECT, &[read()]).login_hint(BOB),
     )
     .await;
-    let bob = client
-        .acquire_token_by_auth_code(&flow, &response)
-        .await
-        .expect("bob")
-        .account()
-        .cloned()
-        .expect("account");
     let wider = client
         .acquire_token_silent(&bob, &[read(), write()])
         .await
@@ -317,32 +325,18 @@ async fn silent_requests_for_fewer_scopes_use_the_broader_token() {
 async fn users_are_kept_apart_and_form_post_works() {
     let testkit = testkit().await;
     let client = client(&testkit);
-    let (flow, response) = sign_in(
+    let alice = signed_in_account(
         &client,
         AuthorizationRequest::new(REDIRECT, &[read()])
             .login_hint(ALICE)
             .response_mode(ResponseMode::FormPost),
     )
     .await;
-    let alice = client
-        .acquire_token_by_auth_code(&flow, &response)
-        .await
-        .expect("alice")
-        .account()
-        .cloned()
-        .expect("account");
-    let (flow, response) = sign_in(
+    let bob = signed_in_account(
         &client,
         AuthorizationRequest::new(REDIRECT, &[read()]).login_hint(BOB),
     )
     .await;
-    let bob = client
-        .acquire_token_by_auth_code(&flow, &response)
-        .await
-        .expect("bob")
-        .account()
-        .cloned()
-        .expect("account");
     assert_ne!(alice.home_account_id, bob.home_account_id);
     assert_eq!(client.accounts().len(), 2);
     let for_alice = client
