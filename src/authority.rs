@@ -644,7 +644,7 @@ fn join(base: &Url, segments: &[&str]) -> Result<Url, Error> {
 }
 
 /// A tenant, policy or name must be one non-empty path segment.
-fn check_segment<'a>(what: &str, value: &'a str) -> Result<&'a str, Error> {
+pub(crate) fn check_segment<'a>(what: &str, value: &'a str) -> Result<&'a str, Error> {
     let ok = !value.is_empty()
         && value.len() <= 256
         && value

@@ -191,16 +191,12 @@ impl ServerError {
     /// ([`for_b2c_policy`](crate::ConfidentialClient::for_b2c_policy)); 90091: the user
     /// cancelled.
     pub fn aadb2c(&self) -> Option<u32> {
-        let rest = self
-            .description
-            .as_deref()?
-            .trim_start()
-            .strip_prefix("AADB2C")?;
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 || digits > 9 || rest.as_bytes().get(digits) != Some(&b':') {
+        let description = self.description.as_deref()?.trim_start();
+        let digits = leading_number(description, "AADB2C", 9)?;
+        if description.as_bytes().get("AADB2C".len() + digits.len()) != Some(&b':') {
             return None;
         }
-        rest[..digits].parse().ok()
+        digits.parse().ok()
     }
 
     /// `suberror`, such as `consent_required` or `bad_token`.
@@ -322,6 +318,14 @@ impl ServerError {
             ..Self::bare(400, "interaction_required".to_owned())
         }
     }
+}
+
+/// The 1 to `max` digits right after `prefix` at the start of `text` (`AADB2C90080`,
+/// `AKV10032`); `None` when there are none or more.
+pub(crate) fn leading_number<'a>(text: &'a str, prefix: &str, max: usize) -> Option<&'a str> {
+    let rest = text.strip_prefix(prefix)?;
+    let len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    (1..=max).contains(&len).then(|| &rest[..len])
 }
 
 /// The value of a `{name}: value` line of an error description, if one is there.

@@ -24,6 +24,11 @@ const SECRET_AUTH: &str = "1";
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const MULTI_TENANT: &[&str] = &["common", "organizations", "consumers"];
 
+/// `organizations` or `common`: where a multi-tenant app signs in users of any tenant.
+pub(crate) fn is_any_organization(tenant: &str) -> bool {
+    tenant.eq_ignore_ascii_case("common") || tenant.eq_ignore_ascii_case("organizations")
+}
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
@@ -398,8 +403,8 @@ fn token_response(
     // A code or refresh token names its user's tenant, so a multi-tenant app redeems them at
     // `organizations` or `common`; an app token needs a tenant.
     let lower_tenant = tenant.to_ascii_lowercase();
-    let any_tenant = matches!(lower_tenant.as_str(), "common" | "organizations")
-        && matches!(grant_type, "authorization_code" | "refresh_token");
+    let any_tenant =
+        is_any_organization(tenant) && matches!(grant_type, "authorization_code" | "refresh_token");
     if MULTI_TENANT.contains(&lower_tenant.as_str()) && !any_tenant {
         return Err(OAuthError::invalid_request(
             50059,

@@ -245,8 +245,7 @@ fn authorize_at(
     };
     // A multi-tenant app signs users in at `organizations` or `common`: the user's tenant
     // comes from the sign-in.
-    let any_tenant = policy.is_none()
-        && ["common", "organizations"].contains(&tenant.to_ascii_lowercase().as_str());
+    let any_tenant = policy.is_none() && crate::entra::is_any_organization(tenant);
     let (tid, app) = {
         let registry = shared.registry.read().unwrap_or_else(|p| p.into_inner());
         (registry.tenant_id(tenant), registry.app(client_id))

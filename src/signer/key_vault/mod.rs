@@ -69,10 +69,9 @@ struct VaultClient {
     http: Arc<dyn HttpClient>,
     scope: String,
     api_version: String,
-    /// The tenant the vault's challenge names (`authorization="{login}/{tenant}"`).
-    challenge_tenant: Option<String>,
-    /// Ask the token source for tokens of `challenge_tenant` (opted in by the builder).
-    follow_tenant: bool,
+    /// The tenant the vault's challenge names (`authorization="{login}/{tenant}"`), asked of
+    /// the token source; kept only when the builder opted in.
+    tenant: Option<String>,
 }
 
 impl VaultClient {
@@ -95,13 +94,12 @@ impl VaultClient {
             http,
             scope: String::new(),
             api_version,
-            challenge_tenant: None,
-            follow_tenant: false,
+            tenant: None,
         };
         let probe_url = client.url(probe)?;
         let response = send(client.http.as_ref(), "GET", &probe_url, None, None).await?;
         client.scope = challenge_scope(&response, &client.vault)?;
-        client.challenge_tenant = challenge_tenant(&response);
+        client.tenant = challenge_tenant(&response);
         Ok(client)
     }
 
@@ -137,11 +135,7 @@ impl VaultClient {
     async fn call(&self, method: &str, url: &Url, body: Option<Vec<u8>>) -> Result<Value, Error> {
         let mut retries = 0;
         let mut request = TokenRequest::new(&[self.scope.as_str()]);
-        if let Some(tenant) = self
-            .challenge_tenant
-            .as_ref()
-            .filter(|_| self.follow_tenant)
-        {
+        if let Some(tenant) = &self.tenant {
             request = request.tenant(tenant.clone());
         }
         let mut reauthenticated = false;
@@ -338,7 +332,9 @@ impl KeyVaultSignerBuilder {
             &path,
         )
         .await?;
-        vault.follow_tenant = self.follow_challenge_tenant;
+        if !self.follow_challenge_tenant {
+            vault.tenant = None;
+        }
         let (certificate, key_id) = fetch_certificate(&vault, &path).await?;
         let mut signer = load_key(&vault, certificate, key_id).await?;
         if self.version.is_none() {
@@ -614,7 +610,9 @@ impl KeyVaultSecretSignerBuilder {
             &["secrets", self.name.as_str()],
         )
         .await?;
-        vault.follow_tenant = self.follow_challenge_tenant;
+        if !self.follow_challenge_tenant {
+            vault.tenant = None;
+        }
         let (initial, version) = read_secret(&vault, &self.name).await?;
         let rotation = Rotation::new(
             vault,
@@ -746,11 +744,9 @@ fn challenge_tenant(probe: &http::Response<Vec<u8>>) -> Option<String> {
         .or_else(|| challenge_parameter(header, "authorization_uri"))?;
     let url = Url::parse(&authorization).ok()?;
     let tenant = url.path_segments()?.rfind(|s| !s.is_empty())?;
-    let plain = tenant.len() <= 256
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    plain.then(|| tenant.to_owned())
+    crate::authority::check_segment("tenant", tenant)
+        .ok()
+        .map(str::to_owned)
 }
 
 fn challenge_scope(probe: &http::Response<Vec<u8>>, vault: &Url) -> Result<String, Error> {
@@ -832,13 +828,8 @@ fn vault_json(response: &http::Response<Vec<u8>>) -> Result<Value, Error> {
     let akv = body
         .as_ref()
         .and_then(|b| b["error"]["message"].as_str())
-        .and_then(|m| {
-            let digits = m.strip_prefix("AKV")?;
-            let len = digits.bytes().take_while(u8::is_ascii_digit).count();
-            (1..=8)
-                .contains(&len)
-                .then(|| format!(" AKV{}", &digits[..len]))
-        })
+        .and_then(|m| crate::server_error::leading_number(m, "AKV", 8))
+        .map(|n| format!(" AKV{n}"))
         .unwrap_or_default();
     let mut error = SignerError::new(
         SignerErrorKind::Remote,
