@@ -559,8 +559,13 @@ impl ConfidentialClient {
         }
         let now = inner.clock.now();
         // No token for exactly these scopes, but one for more of them: MSAL serves that too.
-        if !inner.cache.get(&key).is_some_and(|t| t.is_usable(now))
-            && let Some(token) = covering_token(inner, &key, now)
+        // (Only when such a broader set was filed, so a plain hit probes the cache once.)
+        let broader = broader_scope_sets(inner, &key);
+        if !broader.is_empty()
+            && !inner.cache.get(&key).is_some_and(|t| t.is_usable(now))
+            && let Some(token) = broader
+                .iter()
+                .find_map(|held| inner.cache.get(held).filter(|t| t.is_usable(now)))
         {
             inner.cache.record_hit();
             return Ok(AuthenticationResult::looked_up(token, true).with_account(account.clone()));
@@ -622,7 +627,7 @@ fn user_partition(inner: &Inner, account: &Account) -> Arc<str> {
     .into()
 }
 
-/// How many scope sets [`covering_token`] looks through per user.
+/// How many scope sets [`broader_scope_sets`] looks through per user.
 pub(crate) const SCOPE_SETS_PER_USER: usize = 8;
 
 /// Notes that a user token was filed under `key`, so that fewer scopes can find it.
@@ -636,21 +641,21 @@ pub(crate) fn remember_scope_set(inner: &Inner, key: &CacheKey) {
     entry.push(key.clone());
 }
 
-/// A usable token of the same user filed for a superset of `key`'s scopes, the newest first.
-fn covering_token(inner: &Inner, key: &CacheKey, now: SystemTime) -> Option<Arc<CachedToken>> {
-    let candidates: Vec<CacheKey> = inner
+/// The user's filed scope sets that hold more than `key`'s scopes, the newest first.
+fn broader_scope_sets(inner: &Inner, key: &CacheKey) -> Vec<CacheKey> {
+    inner
         .scope_sets
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get(key.partition())?
-        .iter()
-        .rev()
-        .filter(|held| held.covers(key))
-        .cloned()
-        .collect();
-    candidates
-        .iter()
-        .find_map(|held| inner.cache.get(held).filter(|t| t.is_usable(now)))
+        .get(key.partition())
+        .map(|sets| {
+            sets.iter()
+                .rev()
+                .filter(|held| *held != key && held.covers(key))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Files a user grant's tokens: the account with its (rotated) refresh token, the access token
