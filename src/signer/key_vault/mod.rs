@@ -82,6 +82,7 @@ impl VaultClient {
         http: Option<Arc<dyn HttpClient>>,
         api_version: String,
         probe: &[&str],
+        follow_tenant: bool,
     ) -> Result<Self, Error> {
         let vault = check_endpoint(vault_url.trim_end_matches('/'))?;
         let http: Arc<dyn HttpClient> = match http {
@@ -99,7 +100,9 @@ impl VaultClient {
         let probe_url = client.url(probe)?;
         let response = send(client.http.as_ref(), "GET", &probe_url, None, None).await?;
         client.scope = challenge_scope(&response, &client.vault)?;
-        client.tenant = challenge_tenant(&response);
+        if follow_tenant {
+            client.tenant = challenge_tenant(&response);
+        }
         Ok(client)
     }
 
@@ -324,17 +327,15 @@ impl KeyVaultSignerBuilder {
             self.certificate.as_str(),
             self.version.as_deref().unwrap_or_default(),
         ];
-        let mut vault = VaultClient::connect(
+        let vault = VaultClient::connect(
             &self.vault_url,
             self.tokens,
             self.http,
             self.api_version,
             &path,
+            self.follow_challenge_tenant,
         )
         .await?;
-        if !self.follow_challenge_tenant {
-            vault.tenant = None;
-        }
         let (certificate, key_id) = fetch_certificate(&vault, &path).await?;
         let mut signer = load_key(&vault, certificate, key_id).await?;
         if self.version.is_none() {
@@ -450,6 +451,7 @@ impl KeyVaultCertificate {
             http,
             DEFAULT_KEY_VAULT_API_VERSION.to_owned(),
             &path,
+            false,
         )
         .await?;
         let (signer, version) = read_secret(&vault, name).await?;
@@ -602,17 +604,15 @@ impl KeyVaultSecretSignerBuilder {
 
     /// Answers the vault's challenge and loads the current version.
     pub async fn build(self) -> Result<KeyVaultSecretSigner, Error> {
-        let mut vault = VaultClient::connect(
+        let vault = VaultClient::connect(
             &self.vault_url,
             self.tokens,
             self.http,
             DEFAULT_KEY_VAULT_API_VERSION.to_owned(),
             &["secrets", self.name.as_str()],
+            self.follow_challenge_tenant,
         )
         .await?;
-        if !self.follow_challenge_tenant {
-            vault.tenant = None;
-        }
         let (initial, version) = read_secret(&vault, &self.name).await?;
         let rotation = Rotation::new(
             vault,
